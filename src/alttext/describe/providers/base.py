@@ -1,0 +1,74 @@
+"""The one interface every model provider implements (OpenRouter, OpenAI-compatible, local)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from PIL import Image
+
+from alttext.describe.types import DescribeOptions
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One call to a vision model.
+
+    ``system`` holds the rules; ``user`` holds the task with the caller's context marked as data.
+    ``image`` is the prepared, metadata-free encoding; ``pixels`` the same image decoded, for
+    providers that run locally (no second decode). ``options`` lets a local provider follow the
+    role and language without parsing the prompt.
+    """
+
+    system: str
+    user: str
+    image: bytes
+    mime: str
+    options: DescribeOptions
+    pixels: Image.Image | None = None
+    json_schema: dict[str, Any] | None = None
+    max_tokens: int = 400
+    temperature: float = 0.2
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """The raw answer. ``content`` is the model's text (JSON when a schema was requested)."""
+
+    content: str
+    model: str
+    provider: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    generation_id: str | None = None
+    # Reasons the provider itself wants a human to look (the offline engine uses this).
+    review_reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    name: str
+    input_modalities: tuple[str, ...] = ("text", "image")
+    prompt_price_usd: float | None = None  # per token
+    completion_price_usd: float | None = None  # per token
+    image_price_usd: float | None = None  # per image
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """A source of alt text. Raises ``alttext.describe.errors`` Upstream* errors on failure."""
+
+    name: str
+
+    async def complete(self, request: ModelRequest) -> ModelReply: ...
+
+    async def models(self) -> list[ModelInfo]: ...
+
+    def routing_policy(self) -> dict[str, Any]:
+        """What the provider promises about data (shown in /readyz and the docs)."""
+        ...
+
+    async def aclose(self) -> None: ...
