@@ -1,0 +1,101 @@
+"""Parsing ``POST /v1/alt-text`` bodies (JSON or multipart) into one validated request."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from alttext.api.body import read_body, read_multipart
+from alttext.api.image_input import decode_image_field
+from alttext.api.schemas import AltTextRequest
+from alttext.errors import InvalidRequest, UnsupportedMediaType
+
+_LIST_FIELDS = ("language", "keywords")
+# Base64 is 4/3 of the bytes; leave room for the other fields.
+_FIELDS_ALLOWANCE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    options: AltTextRequest
+    image: bytes | None  # uploaded or decoded bytes; None when image_url is given
+
+
+def validation_problem(exc: ValidationError) -> InvalidRequest:
+    errors = [
+        {"field": ".".join(str(p) for p in err["loc"]) or None, "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return InvalidRequest("The request has invalid or missing fields.", errors=errors)
+
+
+def body_caps(max_image_bytes: int) -> tuple[int, int]:
+    """(JSON cap, multipart cap) in bytes."""
+    return max_image_bytes * 4 // 3 + _FIELDS_ALLOWANCE, max_image_bytes + _FIELDS_ALLOWANCE
+
+
+def _form_value(name: str, values: list[str]) -> Any:
+    if name in _LIST_FIELDS:
+        if len(values) > 1:
+            return values
+        value = values[0].strip()
+        if value.startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise InvalidRequest(f"Form field {name!r} is not a JSON list.") from exc
+        if name == "keywords":
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return [v.strip() for v in value.split(",")] if "," in value else value
+    if len(values) > 1:
+        raise InvalidRequest(f"Form field {name!r} is given more than once.")
+    return values[0]
+
+
+async def parse_alt_text_request(request: Request, max_image_bytes: int) -> ParsedRequest:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    json_cap, multipart_cap = body_caps(max_image_bytes)
+    if content_type == "application/json" or content_type.endswith("+json"):
+        raw = await read_body(request, json_cap)
+        try:
+            payload = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidRequest("The body is not valid JSON.", status=400) from exc
+        if not isinstance(payload, dict):
+            raise InvalidRequest("The body must be a JSON object.", status=400)
+        try:
+            options = AltTextRequest.model_validate(payload)
+        except ValidationError as exc:
+            raise validation_problem(exc) from None
+        image = decode_image_field(options.image) if options.image is not None else None
+        return ParsedRequest(options=options, image=image)
+    if content_type == "multipart/form-data":
+        form = await read_multipart(request, multipart_cap)
+        if "image" in form.fields:
+            raise InvalidRequest(
+                "In a multipart body, send the image as a file in field 'image' "
+                "(base64 is for JSON bodies)."
+            )
+        unknown_files = set(form.files) - {"image"}
+        if unknown_files:
+            raise InvalidRequest(f"Unexpected file field(s): {', '.join(sorted(unknown_files))}.")
+        upload = form.files.get("image")
+        payload = {name: _form_value(name, values) for name, values in form.fields.items()}
+        if upload is not None and "image_url" in payload:
+            raise InvalidRequest("Give exactly one of an uploaded image and image_url.")
+        if upload is None and "image_url" not in payload:
+            raise InvalidRequest("Upload the image in field 'image' or give image_url.")
+        try:
+            options = AltTextRequest.model_validate(
+                {**payload, "image": "" if upload is not None else None}
+            )
+        except ValidationError as exc:
+            raise validation_problem(exc) from None
+        if upload is not None and not upload.data:
+            raise InvalidRequest("The uploaded file is empty.", status=400)
+        return ParsedRequest(options=options, image=upload.data if upload else None)
+    raise UnsupportedMediaType("Send the request as application/json or multipart/form-data.")

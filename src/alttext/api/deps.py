@@ -1,0 +1,39 @@
+"""Route dependencies: the services container and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from alttext.accounts.service import Principal, authenticate
+from alttext.errors import Unauthorized
+from alttext.services import Services, get_services
+
+# Declared for the OpenAPI document; the dependency reads the headers itself so that a missing
+# key is our 401 problem, not FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer at_live_…")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: at_live_…")
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def current_principal(
+    request: Request,
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_header)],
+) -> Principal:
+    secret = bearer.credentials if bearer else header_key
+    if not secret:
+        raise Unauthorized(
+            "Send your API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+        )
+    async with services.sessions() as session:
+        principal = await authenticate(session, secret.strip())
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]

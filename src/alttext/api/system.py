@@ -1,0 +1,62 @@
+"""Health, readiness and the model list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from alttext.api.deps import PrincipalDep, ServicesDep
+from alttext.api.schemas import ModelOut, ModelsResponse
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["system"], summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["system"], summary="Dependencies and the data-routing policy in force")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        async with services.db.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = {"status": "ok", "backend": services.db.dialect.name}
+    except Exception as exc:  # readiness reports any failure instead of raising
+        ready = False
+        checks["database"] = {"status": "error", "error": type(exc).__name__}
+    checks["provider"] = {"status": "ok", **services.runtime.provider.routing_policy()}
+    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get(
+    "/v1/models",
+    tags=["models"],
+    response_model=ModelsResponse,
+    summary="Models this deployment can use, with credits per image",
+)
+async def list_models(services: ServicesDep, _principal: PrincipalDep) -> ModelsResponse:
+    infos = await services.runtime.provider.models()
+    chain = services.settings.model_chain
+    default = chain[0] if services.runtime.provider.name != "local" else None
+    data = [
+        ModelOut(
+            id=info.id,
+            name=info.name,
+            credits_per_image=1,
+            default=info.id == default or (default is None and i == 0),
+            pricing={
+                "prompt_usd_per_token": info.prompt_price_usd,
+                "completion_usd_per_token": info.completion_price_usd,
+                "image_usd": info.image_price_usd,
+            },
+        )
+        for i, info in enumerate(infos)
+    ]
+    return ModelsResponse(data=data)

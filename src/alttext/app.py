@@ -1,0 +1,70 @@
+"""The ASGI application: ``create_app(settings)``; long-lived parts are built in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from alttext import __version__
+from alttext.api import alt_text, system
+from alttext.api.middleware import RequestIdMiddleware
+from alttext.api.openapi import install_openapi
+from alttext.config import Settings
+from alttext.db import create_engine, session_factory
+from alttext.errors import install_error_handlers
+from alttext.inflight import InflightBudget
+from alttext.logging_setup import configure_logging
+from alttext.runtime import open_runtime
+from alttext.services import Services
+
+log = logging.getLogger("alttext.app")
+
+DESCRIPTION = """Alt text for images, written by vision language models and checked by code.
+
+Images are held in memory only, stripped of metadata before they leave the service, and sent
+only to model providers that neither keep nor train on them. Errors are RFC 9457 problem
+details (`application/problem+json`) with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = create_engine(settings.database_url)
+        async with open_runtime(settings) as runtime:
+            app.state.services = Services(
+                settings=settings,
+                runtime=runtime,
+                db=db,
+                sessions=session_factory(db),
+                inflight=InflightBudget(settings.max_inflight_mb * 1024 * 1024),
+            )
+            log.info(
+                "started",
+                extra={"provider": runtime.provider.name, "env": settings.env},
+            )
+            try:
+                yield
+            finally:
+                await db.dispose()
+
+    app = FastAPI(
+        title="AltText API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(system.router)
+    app.include_router(alt_text.router)
+    install_openapi(app)
+    return app

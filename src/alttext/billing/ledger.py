@@ -1,0 +1,57 @@
+"""Booking credit entries. Every change of a balance goes through ``book``."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alttext.accounts.models import Account
+from alttext.billing.models import ENTRY_KINDS, CreditEntry
+from alttext.ids import new_id
+
+MAX_GRANT = 10_000_000
+
+
+class DuplicateEntry(Exception):
+    """The reference was booked before: the event is already in the ledger."""
+
+
+async def book(
+    session: AsyncSession,
+    *,
+    account_id: str,
+    kind: str,
+    credits: int,
+    reference: str,
+    amount_usd: float | None = None,
+    note: str | None = None,
+) -> CreditEntry:
+    """Append an entry and move the balance by the same amount, in the caller's transaction.
+
+    The unique ``reference`` makes a second booking of the same event fail with
+    ``DuplicateEntry`` (the caller's transaction is then rolled back to before the entry).
+    """
+    if kind not in ENTRY_KINDS:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    entry = CreditEntry(
+        id=new_id("txn"),
+        account_id=account_id,
+        kind=kind,
+        credits=credits,
+        reference=reference,
+        amount_usd=amount_usd,
+        note=note,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(entry)
+            await session.flush()
+    except IntegrityError as exc:
+        raise DuplicateEntry(reference) from exc
+    await session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(credits_balance=Account.credits_balance + credits)
+    )
+    return entry

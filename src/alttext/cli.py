@@ -1,0 +1,267 @@
+"""The ``alttext`` command line: serve, describe, accounts, keys, db."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alttext.config import Settings
+from alttext.db import create_engine, session_factory, transaction
+from alttext.describe.errors import AppError
+from alttext.describe.types import ROLES, DescribeOptions
+
+app = typer.Typer(help="AltText API: alt text for images.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True)
+T = TypeVar("T")
+IMAGE_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".gif",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".heic",
+    ".heif",
+    ".avif",
+}
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        err.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    settings = _settings()
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with transaction(session_factory(engine)) as session:
+                return await fn(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except AppError as exc:
+        err.print(f"[red]{exc.title}:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: ALTTEXT_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: ALTTEXT_PORT or 8000")] = None,
+) -> None:
+    """Run the API and the dashboard."""
+    import uvicorn
+
+    from alttext.app import create_app
+
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # Bounded by ALTTEXT_MAX_INFLIGHT_MB for images; this bounds connections.
+        limit_concurrency=1000,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def _collect_inputs(items: list[str]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        if item.startswith(("http://", "https://")):
+            out.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            out.extend(
+                str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            out.append(item)
+    return out
+
+
+@app.command()
+def describe(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or http(s) URLs.")],
+    context: Annotated[str | None, typer.Option(help="Surrounding text or caption.")] = None,
+    language: Annotated[str, typer.Option(help="BCP 47 tag(s), comma-separated.")] = "en",
+    role: Annotated[
+        str, typer.Option(help="auto, informative, decorative, functional, text or complex.")
+    ] = "auto",
+    max_length: Annotated[int, typer.Option(min=20, max=1000)] = 125,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Alt text for local files or URLs, without a server (same engine, same rules)."""
+    from alttext.api.schemas import AltTextOptions
+    from alttext.describe.fetch import fetch_image
+    from alttext.runtime import open_runtime
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
+    langs = [x.strip() for x in language.split(",") if x.strip()]
+    try:
+        checked = AltTextOptions(
+            context=context,
+            role=role,
+            language=langs,
+            max_length=max_length,  # type: ignore[arg-type]
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    options = DescribeOptions(
+        role=checked.role,
+        context=checked.context,
+        languages=checked.languages,
+        max_length=checked.max_length,
+    )
+    targets = _collect_inputs(inputs)
+    settings = _settings()
+    failures = 0
+
+    async def run() -> None:
+        nonlocal failures
+        async with open_runtime(settings) as rt:
+            with Progress(console=err, transient=True, disable=len(targets) < 2) as progress:
+                task = progress.add_task("Describing", total=len(targets))
+                for target in targets:
+                    result: dict[str, Any] = {"input": target}
+                    try:
+                        if target.startswith(("http://", "https://")):
+                            data = await fetch_image(target, rt.http, rt.fetch_limits)
+                        else:
+                            data = await asyncio.to_thread(Path(target).read_bytes)
+                        d = await rt.engine.describe(data, options)
+                        result.update(
+                            alt_text=d.alt_text,
+                            alt_texts=d.alt_texts,
+                            role=d.role,
+                            decorative=d.decorative,
+                            needs_review=d.needs_review,
+                            review_reasons=d.review_reasons,
+                            model=d.model,
+                        )
+                    except (AppError, OSError) as exc:
+                        failures += 1
+                        detail = exc.detail if isinstance(exc, AppError) else exc.strerror
+                        result["error"] = {
+                            "code": getattr(exc, "code", "io_error"),
+                            "detail": detail,
+                        }
+                    _print_result(result, as_json)
+                    progress.advance(task)
+
+    asyncio.run(run())
+    if failures:
+        raise typer.Exit(1)
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    elif "error" in result:
+        err.print(f"[red]{result['input']}: {result['error']['detail']}[/red]")
+    else:
+        flag = "  (needs review)" if result["needs_review"] else ""
+        sys.stdout.write(f"{result['input']}\t{result['alt_text']}{flag}\n")
+    sys.stdout.flush()
+
+
+@accounts_app.command("create")
+def accounts_create(
+    email: str,
+    credits: Annotated[int | None, typer.Option(help="Starting credits (exactly N).")] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Create an account."""
+    from alttext.accounts.service import create_account
+
+    settings = _settings()
+    grant = settings.free_credits if credits is None else credits
+    account = _in_transaction(lambda s: create_account(s, email, credits=grant, name=name))
+    typer.echo(f"{account.id}\t{account.email}\t{account.credits_balance} credits")
+
+
+@keys_app.command("create")
+def keys_create(email: str, name: Annotated[str | None, typer.Option()] = None) -> None:
+    """Create an API key; the secret is printed alone on the last line, once."""
+    from alttext.accounts.service import create_key, require_account_by_email
+
+    async def run(session: AsyncSession) -> tuple[str, str]:
+        account = await require_account_by_email(session, email)
+        api_key, secret = await create_key(session, account.id, name=name)
+        return api_key.id, secret
+
+    key_id, secret = _in_transaction(run)
+    typer.echo(f"Created {key_id}. Store the secret now; it is not shown again:")
+    typer.echo(secret)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key at once."""
+    from alttext.accounts.service import revoke_key
+
+    api_key = _in_transaction(lambda s: revoke_key(s, key_id))
+    typer.echo(f"Revoked {api_key.id} ({api_key.prefix}…)")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations."""
+    from alttext.migrate import upgrade
+
+    upgrade(_settings().database_url)
+    typer.echo("Database is up to date.")
+
+
+@app.command("dev-key", hidden=True)
+def dev_key_command() -> None:
+    """Development only: ensure the dev account and print its API key (make run)."""
+    from alttext.accounts.dev import DEV_EMAIL, ensure_dev_account
+
+    settings = _settings()
+    if settings.env == "production":
+        err.print("[red]dev-key is refused in production.[/red]")
+        raise typer.Exit(2)
+    secret = _in_transaction(lambda s: ensure_dev_account(s, settings.secret_key))
+    url = f"http://{settings.host}:{settings.port}"
+    err.print(f"\n[bold]Development account[/bold] {DEV_EMAIL} — API key:")
+    typer.echo(secret)
+    err.print(
+        f"Try it:\n  curl -s {url}/v1/alt-text -H 'Authorization: Bearer {secret}' "
+        "-F image=@photo.jpg\n"
+    )
+
+
+def main() -> None:
+    app()

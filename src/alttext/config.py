@@ -1,0 +1,105 @@
+"""Settings, read from ``ALTTEXT_*`` environment variables and a ``.env`` file (API.md)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODELS = "google/gemini-2.5-flash-lite,qwen/qwen2.5-vl-72b-instruct"
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development", "test"}
+DEV_SECRET = "dev-only-secret-key-not-for-production"  # noqa: S105 - refused in production
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ALTTEXT_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    env: Literal["development", "production", "test"] = "development"
+    secret_key: str = DEV_SECRET
+    database_url: str = "sqlite+aiosqlite:///./var/alttext.db"
+    redis_url: str | None = None
+    log_level: str = "INFO"
+
+    # Models.
+    provider: Literal["openrouter", "openai", "local"] | None = None
+    openrouter_api_key: str | None = None
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    models: str = DEFAULT_MODELS
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    zero_data_retention: bool = False
+    upstream_timeout_s: float = Field(30.0, gt=0, le=300)
+    upstream_budget_s: float = Field(60.0, gt=0, le=600)
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Images.
+    allow_private_urls: bool = False
+    max_image_bytes: int = Field(20_000_000, ge=1024, le=200_000_000)
+    max_image_pixels: int = Field(50_000_000, ge=64, le=500_000_000)
+    min_image_side: int = Field(8, ge=1, le=1024)
+    target_long_side: int = Field(768, ge=64, le=4096)
+    text_long_side: int = Field(1536, ge=64, le=8192)
+    fetch_timeout_s: float = Field(15.0, gt=0, le=120)
+    max_inflight_mb: int = Field(512, ge=16, le=65536)
+    workers: int | None = Field(None, ge=1, le=64)  # image/OCR pool size; default: cores
+
+    # Accounts, money and limits.
+    price_per_image_usd: float = Field(0.03, gt=0, le=100)
+    free_credits: int = Field(0, ge=0, le=1_000_000)
+    rate_limit_per_minute: int = Field(120, ge=1, le=1_000_000)
+    max_concurrent_per_account: int = Field(20, ge=1, le=10_000)
+    min_purchase_usd: float = Field(5.0, gt=0)
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    smtp_url: str | None = None
+    retention_days: int = Field(90, ge=1, le=3650)
+
+    @field_validator("models")
+    @classmethod
+    def _models_not_empty(cls, value: str) -> str:
+        if not [m for m in value.split(",") if m.strip()]:
+            raise ValueError("ALTTEXT_MODELS needs at least one model id")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.env == "production":
+            if self.secret_key in PLACEHOLDER_SECRETS | {DEV_SECRET} or len(self.secret_key) < 32:
+                raise ValueError(
+                    "ALTTEXT_SECRET_KEY must be set to a random value of 32+ characters "
+                    "in production (for example: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')"
+                )
+            if self.allow_private_urls:
+                raise ValueError("ALTTEXT_ALLOW_PRIVATE_URLS is for local testing only")
+        if self.resolved_provider == "openai" and not self.openai_base_url:
+            raise ValueError("ALTTEXT_PROVIDER=openai needs ALTTEXT_OPENAI_BASE_URL")
+        if self.provider == "openrouter" and not self.openrouter_api_key:
+            raise ValueError("ALTTEXT_PROVIDER=openrouter needs ALTTEXT_OPENROUTER_API_KEY")
+        return self
+
+    @property
+    def resolved_provider(self) -> Literal["openrouter", "openai", "local"]:
+        if self.provider:
+            return self.provider
+        return "openrouter" if self.openrouter_api_key else "local"
+
+    @cached_property
+    def model_chain(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.models.split(",") if m.strip())
+
+    def sqlite_path(self) -> Path | None:
+        """The file behind a SQLite URL, so its folder can be created."""
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            rest = self.database_url[len(prefix) :]
+            return None if rest in ("", ":memory:") else Path(rest)
+        return None

@@ -1,0 +1,13 @@
+"""Imports every table module so that Base.metadata knows them all (Alembic, tests)."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+
+def metadata() -> MetaData:
+    from alttext.accounts import models as _accounts  # noqa: F401
+    from alttext.billing import models as _billing  # noqa: F401
+    from alttext.db import Base
+
+    return Base.metadata

@@ -1,0 +1,26 @@
+"""The per-process container handed to routes: runtime parts plus database access."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import Request
+
+from alttext.config import Settings
+from alttext.inflight import InflightBudget
+from alttext.runtime import Runtime
+
+
+@dataclass
+class Services:
+    settings: Settings
+    runtime: Runtime
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    inflight: InflightBudget
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
