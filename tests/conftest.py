@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from alttext.app import create_app
 from alttext.config import Settings
 from alttext.db import create_engine, transaction
 from alttext.migrate import upgrade
@@ -45,8 +45,13 @@ def postgres_migrated() -> str:
             await conn.execute(text("CREATE SCHEMA public"))
         await engine.dispose()
 
-    asyncio.run(reset())
-    upgrade(PG_URL)
+    def migrate() -> None:
+        asyncio.run(reset())
+        upgrade(PG_URL)
+
+    # Requested from inside a running event loop: Alembic's own asyncio.run needs a thread.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(migrate).result()
     return PG_URL
 
 
@@ -120,6 +125,8 @@ class Service:
 
 @asynccontextmanager
 async def running_service(settings: Settings) -> AsyncIterator[Service]:
+    from alttext.app import create_app
+
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from alttext import __version__
-from alttext.api import alt_text, system
-from alttext.api.middleware import RequestIdMiddleware
+from alttext.accounts.last_used import LastUsedRecorder
+from alttext.api import account, alt_text, system
+from alttext.api.middleware import RateLimitHeadersMiddleware, RequestIdMiddleware
 from alttext.api.openapi import install_openapi
+from alttext.background import periodic
+from alttext.billing.credits import release_expired
 from alttext.config import Settings
 from alttext.db import create_engine, session_factory
 from alttext.errors import install_error_handlers
@@ -19,6 +22,7 @@ from alttext.inflight import InflightBudget
 from alttext.logging_setup import configure_logging
 from alttext.runtime import open_runtime
 from alttext.services import Services
+from alttext.usage.limits import build_limiter
 
 log = logging.getLogger("alttext.app")
 
@@ -37,22 +41,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = create_engine(settings.database_url)
-        async with open_runtime(settings) as runtime:
-            app.state.services = Services(
-                settings=settings,
-                runtime=runtime,
-                db=db,
-                sessions=session_factory(db),
-                inflight=InflightBudget(settings.max_inflight_mb * 1024 * 1024),
-            )
-            log.info(
-                "started",
-                extra={"provider": runtime.provider.name, "env": settings.env},
-            )
-            try:
+        sessions = session_factory(db)
+        limiter = build_limiter(settings.redis_url)
+        last_used = LastUsedRecorder()
+        jobs = [
+            ("release-expired", settings.reservation_sweep_s, lambda: release_expired(sessions)),
+            ("key-last-used", 15.0, lambda: last_used.flush(sessions)),
+        ]
+        try:
+            async with open_runtime(settings) as runtime, periodic(jobs):
+                app.state.services = Services(
+                    settings=settings,
+                    runtime=runtime,
+                    db=db,
+                    sessions=sessions,
+                    inflight=InflightBudget(settings.max_inflight_mb * 1024 * 1024),
+                    limiter=limiter,
+                    last_used=last_used,
+                )
+                log.info("started", extra={"provider": runtime.provider.name, "env": settings.env})
                 yield
-            finally:
-                await db.dispose()
+        finally:
+            await last_used.flush(sessions)
+            await limiter.aclose()
+            await db.dispose()
 
     app = FastAPI(
         title="AltText API",
@@ -63,8 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(system.router)
     app.include_router(alt_text.router)
+    app.include_router(account.router)
     install_openapi(app)
     return app

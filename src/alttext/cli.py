@@ -134,7 +134,7 @@ def describe(
             context=context,
             role=role,
             language=langs,
-            max_length=max_length,  # type: ignore[arg-type]
+            max_length=max_length,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

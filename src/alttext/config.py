@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     smtp_url: str | None = None
     retention_days: int = Field(90, ge=1, le=3650)
+    # A reservation whose request died (crash, kill) is released after this long.
+    reservation_ttl_s: float = Field(600.0, ge=1, le=86_400)
+    reservation_sweep_s: float = Field(30.0, ge=0.1, le=3600)
 
     @field_validator("models")
     @classmethod

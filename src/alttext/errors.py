@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alttext.describe.errors import (
@@ -40,6 +41,7 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "install_error_handlers",
+    "problem_body",
     "problem_response",
 ]
 
@@ -92,6 +94,21 @@ class ServiceUnavailable(AppError):
 
 def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
+
+
+def problem_body(exc: AppError, request: Request) -> dict[str, Any]:
+    """The problem document for an AppError (also stored for idempotent replays)."""
+    body: dict[str, Any] = {
+        "type": ERROR_TYPE_BASE + exc.code,
+        "title": exc.title,
+        "status": exc.http_status,
+        "detail": exc.detail,
+        "code": exc.code,
+        "request_id": _request_id(request),
+    }
+    if exc.errors:
+        body["errors"] = exc.errors
+    return body
 
 
 def problem_response(
@@ -175,6 +192,21 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,
         )
 
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        # The transaction was rolled back: nothing is half-booked, and a retry is safe.
+        log.error(
+            "database unavailable",
+            extra={"request_id": _request_id(request), "error_type": type(exc).__name__},
+        )
+        return problem_response(
+            request,
+            status=503,
+            code="service_unavailable",
+            title="Service unavailable",
+            detail="The database is unavailable; nothing was charged. Retry shortly.",
+            headers={"Retry-After": "5"},
+        )
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Logged with the request id; the exception text may not hold user data (house rule),
         # but only its type goes into the response.
@@ -194,4 +226,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(InterfaceError, database_down)
+    app.add_exception_handler(ConnectionError, database_down)
     app.add_exception_handler(Exception, unexpected)

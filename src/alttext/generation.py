@@ -1,24 +1,38 @@
-"""One generation for an authenticated caller: input, engine, response.
+"""One generation for an authenticated caller: credits, limits, input, engine, metering.
 
-Kept out of the route so the batch endpoint and the queue use the same path.
+Kept out of the route so batch requests and queued jobs go through the same path. The order
+is the money's order: a slot and a reserved credit first (402 before any model call), the
+model call outside any transaction, then one short transaction that settles or releases the
+credit together with the usage event.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts.service import Principal
-from alttext.api.schemas import (
-    AltTextRequest,
-    AltTextResponse,
-    ImageOut,
-    TimingOut,
-    UsageOut,
-)
+from alttext.api.schemas import AltTextRequest, AltTextResponse, ImageOut, TimingOut, UsageOut
+from alttext.billing import credits
+from alttext.db import transaction
+from alttext.describe.errors import AppError
 from alttext.describe.fetch import fetch_image
 from alttext.describe.types import DescribeOptions, Description
-from alttext.ids import new_id
+from alttext.errors import Forbidden, RateLimited
 from alttext.services import Services
+from alttext.usage.models import UsageEvent
+
+log = logging.getLogger("alttext.generation")
+
+
+class AccountRestricted(Forbidden):
+    code = "account_restricted"
+    title = "Processing is restricted for this account"
 
 
 def describe_options(req: AltTextRequest) -> DescribeOptions:
@@ -36,13 +50,12 @@ def describe_options(req: AltTextRequest) -> DescribeOptions:
 
 def to_response(
     request_id: str,
-    description: Description,
+    d: Description,
     *,
-    credits: int | None,
+    charged: int | None,
     credits_remaining: int | None,
     total_ms: int,
 ) -> AltTextResponse:
-    d = description
     return AltTextResponse(
         id=request_id,
         alt_text=d.alt_text,
@@ -64,7 +77,7 @@ def to_response(
             sent_height=d.image.sent_height,
         ),
         usage=UsageOut(
-            credits=credits,
+            credits=charged,
             input_tokens=d.usage.input_tokens,
             output_tokens=d.usage.output_tokens,
             upstream_cost_usd=d.usage.upstream_cost_usd,
@@ -76,22 +89,130 @@ def to_response(
     )
 
 
+def _check_status(principal: Principal) -> None:
+    if principal.account_status == "restricted":
+        raise AccountRestricted(
+            "You restricted processing for this account (GDPR Art. 18). "
+            "Lift the restriction to generate alt text again."
+        )
+    if principal.account_status != "active":
+        raise Forbidden("Paid usage of this account is suspended; contact support.")
+
+
+@asynccontextmanager
+async def _generation_slot(services: Services, account_id: str) -> AsyncIterator[None]:
+    limit = services.settings.max_concurrent_per_account
+    token = await services.limiter.acquire(f"gen:{account_id}", limit)
+    if token is None:
+        raise RateLimited(
+            f"At most {limit} generations may run at once for an account; retry when one ends.",
+            retry_after=1,
+        )
+    try:
+        yield
+    finally:
+        await asyncio.shield(services.limiter.release(f"gen:{account_id}", token))
+
+
+def _event(
+    request_id: str,
+    principal: Principal,
+    *,
+    latency_ms: int,
+    description: Description | None = None,
+    error_code: str | None = None,
+    history: tuple[str | None, str | None] | None = None,
+) -> UsageEvent:
+    d = description
+    return UsageEvent(
+        id=request_id,
+        account_id=principal.account_id,
+        key_id=principal.key_id,
+        status="succeeded" if d else "failed",
+        error_code=error_code,
+        model=d.model if d else None,
+        input_tokens=d.usage.input_tokens if d else None,
+        output_tokens=d.usage.output_tokens if d else None,
+        upstream_cost_usd=d.usage.upstream_cost_usd if d else None,
+        credits=credits.CREDITS_PER_IMAGE if d else 0,
+        latency_ms=latency_ms,
+        image_format=d.image.format if d else None,
+        image_width=d.image.width if d else None,
+        image_height=d.image.height if d else None,
+        alt_text=history[0] if history else None,
+        image_url=history[1] if history else None,
+    )
+
+
+async def _release(
+    services: Services, request_id: str, principal: Principal, error_code: str, started: float
+) -> None:
+    latency = int((time.perf_counter() - started) * 1000)
+    async with transaction(services.sessions) as session:
+        await credits.release(session, request_id=request_id, note=error_code)
+        session.add(_event(request_id, principal, latency_ms=latency, error_code=error_code))
+
+
+async def _settle(
+    session: AsyncSession,
+    request_id: str,
+    principal: Principal,
+    description: Description,
+    latency_ms: int,
+    history: tuple[str | None, str | None] | None,
+) -> int:
+    if not await credits.settle(session, request_id=request_id):
+        # The reservation outlived its expiry and was released: the customer keeps the credit.
+        log.warning("settled after expiry", extra={"request_id": request_id})
+    session.add(
+        _event(request_id, principal, latency_ms=latency_ms, description=description,
+               history=history)
+    )
+    return await credits.balance(session, principal.account_id)
+
+
 async def generate(
     services: Services,
     principal: Principal,
     req: AltTextRequest,
     image: bytes | None,
+    *,
+    request_id: str,
 ) -> AltTextResponse:
     started = time.perf_counter()
+    _check_status(principal)
     runtime = services.runtime
-    if image is None:
-        assert req.image_url is not None  # the request model guarantees one of the two
-        image = await fetch_image(req.image_url, runtime.http, runtime.fetch_limits)
-    async with services.inflight.hold(len(image)):
-        description = await runtime.engine.describe(image, describe_options(req))
-    # The bytes are dropped here; only sizes and the description leave this function.
-    del image
+    async with _generation_slot(services, principal.account_id):
+        async with transaction(services.sessions) as session:
+            await credits.reserve(
+                session,
+                account_id=principal.account_id,
+                request_id=request_id,
+                ttl_s=services.settings.reservation_ttl_s,
+            )
+        try:
+            if image is None:
+                assert req.image_url is not None  # the request model guarantees one of the two
+                image = await fetch_image(req.image_url, runtime.http, runtime.fetch_limits)
+            async with services.inflight.hold(len(image)):
+                description = await runtime.engine.describe(image, describe_options(req))
+        except AppError as exc:
+            await asyncio.shield(_release(services, request_id, principal, exc.code, started))
+            raise
+        except BaseException:
+            # Cancelled (client gone) or a bug: never charge; shield so the release completes.
+            await asyncio.shield(_release(services, request_id, principal, "aborted", started))
+            raise
+        finally:
+            image = None  # drop our reference to the bytes as soon as the engine is done
     total_ms = int((time.perf_counter() - started) * 1000)
+    history = (description.alt_text, req.image_url) if principal.history_opt_in else None
+    async with transaction(services.sessions) as session:
+        remaining = await _settle(session, request_id, principal, description, total_ms, history)
     return to_response(
-        new_id("req"), description, credits=None, credits_remaining=None, total_ms=total_ms
+        request_id,
+        description,
+        charged=credits.CREDITS_PER_IMAGE,
+        credits_remaining=remaining,
+        total_ms=total_ms,
     )

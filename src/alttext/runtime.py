@@ -95,6 +95,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=40),
         follow_redirects=False,
+        # No proxies from the environment: the URL fetcher pins connections to checked IPs.
+        trust_env=False,
     )
     ocr = OcrReader()
     provider = build_provider(settings, http, ocr, executor)

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
+from alttext.accounts.last_used import LastUsedRecorder
 from alttext.config import Settings
 from alttext.inflight import InflightBudget
 from alttext.runtime import Runtime
+from alttext.usage.limits import Limiter
 
 
 @dataclass
@@ -19,6 +21,8 @@ class Services:
     db: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     inflight: InflightBudget
+    limiter: Limiter
+    last_used: LastUsedRecorder
 
 
 def get_services(request: Request) -> Services:

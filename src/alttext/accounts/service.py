@@ -36,6 +36,7 @@ class Principal:
     key_id: str
     account_status: str
     rate_limit_per_minute: int | None
+    history_opt_in: bool = False
 
 
 async def get_account_by_email(session: AsyncSession, email: str) -> Account | None:
@@ -143,4 +144,5 @@ async def authenticate(session: AsyncSession, secret: str) -> Principal:
         key_id=api_key.id,
         account_status=account.status,
         rate_limit_per_minute=account.rate_limit_per_minute,
+        history_opt_in=account.history_opt_in,
     )

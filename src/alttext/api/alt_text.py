@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+
+from alttext import idempotency
+from alttext.api.replay import idempotent_call
 
 from alttext.api.alt_text_input import parse_alt_text_request
 from alttext.api.deps import PrincipalDep, ServicesDep
 from alttext.api.schemas import AltTextResponse, Problem
 from alttext.generation import generate
+from alttext.ids import new_id
 
 router = APIRouter(prefix="/v1", tags=["alt text"])
 
@@ -62,7 +69,34 @@ _ERRORS = {
     },
 )
 async def create_alt_text(
-    request: Request, services: ServicesDep, principal: PrincipalDep
-) -> AltTextResponse:
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Retry safely: the same key and body return the first result, "
+            "charged once. Kept 24 hours.",
+        ),
+    ] = None,
+) -> Response:
+    key = idempotency.validate_key(idempotency_key)
     parsed = await parse_alt_text_request(request, services.settings.max_image_bytes)
-    return await generate(services, principal, parsed.options, parsed.image)
+    request_id = new_id("req")
+    if key is None:
+        result = await generate(
+            services, principal, parsed.options, parsed.image, request_id=request_id
+        )
+        return JSONResponse(result.model_dump(mode="json"))
+    fingerprint = idempotency.request_fingerprint(
+        parsed.options.model_dump(mode="json", exclude={"image"}), parsed.image
+    )
+    return await idempotent_call(
+        services,
+        principal.account_id,
+        key,
+        fingerprint,
+        request,
+        lambda: generate(services, principal, parsed.options, parsed.image, request_id=request_id),
+    )

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from alttext.accounts.service import Principal, authenticate
-from alttext.errors import Unauthorized
+from alttext.errors import RateLimited, Unauthorized
 from alttext.services import Services, get_services
 
 # Declared for the OpenAPI document; the dependency reads the headers itself so that a missing
@@ -33,6 +33,16 @@ async def current_principal(
     async with services.sessions() as session:
         principal = await authenticate(session, secret.strip())
     request.state.principal = principal
+    services.last_used.note(principal.key_id)
+    limit = principal.rate_limit_per_minute or services.settings.rate_limit_per_minute
+    decision = await services.limiter.hit(f"key:{principal.key_id}", limit, 60)
+    # Read by RateLimitHeadersMiddleware, so errors carry the headers too.
+    request.state.ratelimit = decision
+    if not decision.allowed:
+        raise RateLimited(
+            f"This key may make {limit} requests a minute; retry after the given delay.",
+            retry_after=decision.retry_after_s or 1,
+        )
     return principal
 
 

@@ -56,3 +56,27 @@ class RequestIdMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
+
+
+class RateLimitHeadersMiddleware:
+    """``RateLimit-*`` on every authenticated response, success or error alike."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                decision = scope.get("state", {}).get("ratelimit")
+                if decision is not None:
+                    headers = MutableHeaders(scope=message)
+                    headers["RateLimit-Limit"] = str(decision.limit)
+                    headers["RateLimit-Remaining"] = str(decision.remaining)
+                    headers["RateLimit-Reset"] = str(decision.reset_s)
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)

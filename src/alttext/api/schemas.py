@@ -152,3 +152,57 @@ class Problem(BaseModel):
     code: str
     request_id: str | None
     errors: list[dict[str, str | None]] | None = None
+
+
+class AccountOut(BaseModel):
+    id: str
+    email: str
+    name: str | None
+    status: str
+    credits_remaining: int
+    created_at: str
+    settings: dict[str, int | bool | None]
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str | None
+    prefix: str
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class KeyCreated(KeyOut):
+    secret: str = Field(description="The API key. Shown once; store it now.")
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str | None, Field(max_length=100)] = None
+
+
+class KeyList(BaseModel):
+    object: str = "list"
+    data: list[KeyOut]
+
+
+class UsagePeriod(BaseModel):
+    period: str
+    model: str | None
+    requests: int
+    succeeded: int
+    failed: int
+    credits: int
+    input_tokens: int
+    output_tokens: int
+    upstream_cost_usd: float
+
+
+class UsageReport(BaseModel):
+    object: str = "usage"
+    start: str
+    end: str
+    granularity: str
+    totals: UsagePeriod
+    data: list[UsagePeriod]

@@ -30,6 +30,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     except Exception as exc:  # readiness reports any failure instead of raising
         ready = False
         checks["database"] = {"status": "error", "error": type(exc).__name__}
+    checks["limits"] = await services.limiter.status()
     checks["provider"] = {"status": "ok", **services.runtime.provider.routing_policy()}
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -32,6 +32,34 @@ async def book(
     The unique ``reference`` makes a second booking of the same event fail with
     ``DuplicateEntry`` (the caller's transaction is then rolled back to before the entry).
     """
+    entry = await append_entry(
+        session,
+        account_id=account_id,
+        kind=kind,
+        credits=credits,
+        reference=reference,
+        amount_usd=amount_usd,
+        note=note,
+    )
+    await session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(credits_balance=Account.credits_balance + credits)
+    )
+    return entry
+
+
+async def append_entry(
+    session: AsyncSession,
+    *,
+    account_id: str,
+    kind: str,
+    credits: int,
+    reference: str,
+    amount_usd: float | None = None,
+    note: str | None = None,
+) -> CreditEntry:
+    """Only the entry: for callers that moved the balance themselves (a guarded spend)."""
     if kind not in ENTRY_KINDS:
         raise ValueError(f"unknown ledger entry kind {kind!r}")
     entry = CreditEntry(
@@ -49,9 +77,4 @@ async def book(
             await session.flush()
     except IntegrityError as exc:
         raise DuplicateEntry(reference) from exc
-    await session.execute(
-        update(Account)
-        .where(Account.id == account_id)
-        .values(credits_balance=Account.credits_balance + credits)
-    )
     return entry

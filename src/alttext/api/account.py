@@ -1,0 +1,149 @@
+"""``/v1/account``, ``/v1/keys`` and ``/v1/usage``."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from alttext.accounts import service as accounts
+from alttext.accounts.models import Account, ApiKey
+from alttext.api.deps import PrincipalDep, ServicesDep
+from alttext.api.schemas import (
+    AccountOut,
+    KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyOut,
+    UsagePeriod,
+    UsageReport,
+)
+from alttext.db import transaction
+from alttext.errors import InvalidRequest, NotFound
+from alttext.usage.service import aggregate
+
+router = APIRouter(prefix="/v1")
+MAX_USAGE_DAYS = 731
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix + "…",
+        created_at=_iso(key.created_at) or "",
+        last_used_at=_iso(key.last_used_at),
+        revoked_at=_iso(key.revoked_at),
+    )
+
+
+@router.get("/account", response_model=AccountOut, tags=["account"], summary="Your account")
+async def get_account(services: ServicesDep, principal: PrincipalDep) -> AccountOut:
+    async with services.sessions() as session:
+        account = await session.get(Account, principal.account_id)
+    if account is None:
+        raise NotFound("The account no longer exists.")
+    return AccountOut(
+        id=account.id,
+        email=account.email,
+        name=account.name,
+        status=account.status,
+        credits_remaining=account.credits_balance,
+        created_at=_iso(account.created_at) or "",
+        settings={
+            "rate_limit_per_minute": account.rate_limit_per_minute
+            or services.settings.rate_limit_per_minute,
+            "max_concurrent": services.settings.max_concurrent_per_account,
+            "history": account.history_opt_in,
+        },
+    )
+
+
+@router.get("/keys", response_model=KeyList, tags=["keys"], summary="List API keys (no secrets)")
+async def list_keys(services: ServicesDep, principal: PrincipalDep) -> KeyList:
+    async with services.sessions() as session:
+        keys = await accounts.list_keys(session, principal.account_id)
+    return KeyList(data=[_key_out(k) for k in keys])
+
+
+@router.post(
+    "/keys",
+    response_model=KeyCreated,
+    status_code=201,
+    tags=["keys"],
+    summary="Create an API key (the secret is shown once)",
+)
+async def create_key(
+    services: ServicesDep, principal: PrincipalDep, body: KeyCreate | None = None
+) -> KeyCreated:
+    async with transaction(services.sessions) as session:
+        key, secret = await accounts.create_key(
+            session, principal.account_id, name=body.name if body else None
+        )
+    return KeyCreated(**_key_out(key).model_dump(), secret=secret)
+
+
+@router.delete(
+    "/keys/{key_id}", status_code=204, tags=["keys"], summary="Revoke an API key at once"
+)
+async def revoke_key(key_id: str, services: ServicesDep, principal: PrincipalDep) -> Response:
+    async with transaction(services.sessions) as session:
+        await accounts.revoke_key(session, key_id, account_id=principal.account_id)
+    return Response(status_code=204)
+
+
+def _parse_day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value[:10]) if len(value) >= 10 else date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"'{name}' must be a date such as 2026-01-31.") from exc
+
+
+@router.get("/usage", response_model=UsageReport, tags=["usage"], summary="Usage by period, model")
+async def usage(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    start: Annotated[str | None, Query(alias="from", description="First day, inclusive")] = None,
+    end: Annotated[str | None, Query(alias="to", description="Last day, inclusive")] = None,
+    granularity: Literal["day", "month"] = "day",
+) -> UsageReport:
+    today = datetime.now(UTC).date()
+    last = _parse_day(end, "to") or today
+    first = _parse_day(start, "from") or (last - timedelta(days=29))
+    if first > last:
+        raise InvalidRequest("'from' must not be after 'to'.")
+    if (last - first).days > MAX_USAGE_DAYS:
+        raise InvalidRequest(f"Ask for at most {MAX_USAGE_DAYS} days at once.")
+    lo = datetime.combine(first, time.min, UTC)
+    hi = datetime.combine(last + timedelta(days=1), time.min, UTC)
+    async with services.sessions() as session:
+        rows = await aggregate(
+            session, principal.account_id, start=lo, end=hi, granularity=granularity
+        )
+    data = [UsagePeriod(**row.__dict__) for row in rows]
+    totals = UsagePeriod(
+        period=f"{first.isoformat()}/{last.isoformat()}",
+        model=None,
+        requests=sum(r.requests for r in data),
+        succeeded=sum(r.succeeded for r in data),
+        failed=sum(r.failed for r in data),
+        credits=sum(r.credits for r in data),
+        input_tokens=sum(r.input_tokens for r in data),
+        output_tokens=sum(r.output_tokens for r in data),
+        upstream_cost_usd=round(sum(r.upstream_cost_usd for r in data), 8),
+    )
+    return UsageReport(
+        start=first.isoformat(), end=last.isoformat(), granularity=granularity,
+        totals=totals, data=data,
+    )

@@ -1,0 +1,61 @@
+"""Running a credit-spending call under an ``Idempotency-Key`` (see ``alttext.idempotency``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.requests import Request
+
+from alttext import idempotency
+from alttext.errors import AppError, problem_body
+from alttext.services import Services
+
+PROBLEM_JSON = "application/problem+json"
+
+
+async def idempotent_call(
+    services: Services,
+    account_id: str,
+    key: str,
+    fingerprint: str,
+    request: Request,
+    call: Callable[[], Awaitable[BaseModel]],
+) -> JSONResponse:
+    replay = await idempotency.claim(
+        services.sessions, account_id=account_id, key=key, request_hash=fingerprint
+    )
+    if replay is not None:
+        media = PROBLEM_JSON if replay.status_code >= 400 else "application/json"
+        return JSONResponse(
+            replay.body,
+            status_code=replay.status_code,
+            media_type=media,
+            headers={"Idempotent-Replayed": "true"},
+        )
+    try:
+        result = await call()
+    except AppError as exc:
+        body = problem_body(exc, request)
+        await asyncio.shield(
+            idempotency.finish(
+                services.sessions,
+                account_id=account_id,
+                key=key,
+                status_code=exc.http_status,
+                body=body,
+            )
+        )
+        raise
+    except BaseException:
+        await asyncio.shield(idempotency.abandon(services.sessions, account_id=account_id, key=key))
+        raise
+    body_json = result.model_dump(mode="json")
+    await asyncio.shield(
+        idempotency.finish(
+            services.sessions, account_id=account_id, key=key, status_code=200, body=body_json
+        )
+    )
+    return JSONResponse(body_json)

@@ -1,0 +1,425 @@
+"""The offline engine: alt text from OCR and plain pixel facts, with no model and no network.
+
+It never invents content. What it can say truthfully: the words OCR read, and facts computed
+from pixels (shape, dominant colours, flat graphic vs photo-like, transparency). Everything
+generic is marked for review with a reason. The reply has the same JSON shape the engine asks of
+a vision model, so the engine parses and checks it the same way.
+
+Auto role (thresholds on a 128-px thumbnail; see ``inspect_image``):
+
+* near-uniform pixels (std dev < ``UNIFORM_STD``): a spacer or solid divider -> decorative;
+* a ``link_target`` was given -> functional (the image is the content of a link);
+* OCR words on a plain background (the most common colour covers >= ``PLAIN_BG_SHARE`` and
+  < ``OTHER_INK_MAX`` of the pixels differ from it outside the text boxes), or text boxes cover
+  >= ``TEXT_COVER_MIN`` of the image -> text;
+* anything else -> informative (with the words quoted when there are any).
+
+Languages: the image's words are language-neutral, the generic phrases are English only. A
+non-English language gets the words alone when there are any, else the English phrase, and the
+reply says so in ``review_reasons``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from alttext.describe.errors import InvalidImage, UpstreamError
+from alttext.describe.ocr import OcrLine, OcrReader
+from alttext.describe.providers.base import ModelInfo, ModelReply, ModelRequest
+from alttext.describe.types import DescribeOptions, ResolvedRole
+
+MODEL_ID = "local/rapidocr"
+
+THUMB_SIDE = 128
+UNIFORM_STD = 3.0  # of 0-255 grey levels (and alpha)
+FLAT_TOP_COLOURS = 8  # a flat graphic: its 8 most common 4-bit colours cover ...
+FLAT_COVERAGE = 0.85  # ... at least this share of the pixels
+INK_DISTANCE = 48  # a pixel differs from the background by more than this in some channel
+PLAIN_BG_SHARE = 0.5
+OTHER_INK_MAX = 0.03
+TEXT_COVER_MIN = 0.35
+COLOUR_SHARE_MIN = 0.2
+SURE_OCR_SCORE = 0.9
+LABEL_MAX_WORDS = 6
+LABEL_MAX_CHARS = 60
+
+GENERIC = "offline engine: no vision model configured; description is generic"
+OCR_CHECK = "offline engine: text read by OCR, check spelling"
+ENGLISH_ONLY = "offline engine writes only English descriptions"
+LINK_LABEL = "offline engine: label derived from the link target, not the image"
+NO_LABEL = "offline engine: no readable label or link target for a functional image"
+NO_TEXT = "offline engine: no readable text found in an image marked as text"
+CUT = "offline engine: the text in the image was cut to fit max_length"
+AUTO_DECORATIVE = "offline engine: near-uniform image classified as decorative"
+NO_LONG = "offline engine cannot describe charts or diagrams; no long description"
+
+_DOC_TYPES = {"pdf", "doc", "docx", "xls", "xlsx", "csv", "ppt", "pptx", "zip", "txt"}
+
+
+@dataclass(frozen=True)
+class Look:
+    """Facts about one image that the offline engine may state."""
+
+    width: int
+    height: int
+    uniform: bool
+    flat: bool
+    transparent: bool
+    # One or two dominant colour names; empty when multicoloured; ("transparent",) when invisible.
+    colours: tuple[str, ...]
+    lines: tuple[OcrLine, ...]
+    text_cover: float  # share of the image inside OCR boxes
+    plain_text: bool  # the words sit on a plain background with nothing else drawn
+
+    @property
+    def text(self) -> str:
+        return " ".join(line.text for line in self.lines)
+
+    @property
+    def min_score(self) -> float:
+        return min((line.score for line in self.lines), default=1.0)
+
+
+class LocalProvider:
+    """Provider that runs on this machine: rapidocr plus pixel statistics."""
+
+    name = "local"
+
+    def __init__(self, ocr: OcrReader, executor: Executor | None = None) -> None:
+        self._ocr = ocr
+        self._executor = executor
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        options = request.options
+        loop = asyncio.get_running_loop()
+        run_ocr = options.role != "decorative"
+        try:
+            look = await loop.run_in_executor(self._executor, self._look_at, request, run_ocr)
+        except InvalidImage:
+            raise
+        except Exception as exc:
+            raise UpstreamError("The offline OCR engine failed on this image.") from exc
+        payload, reasons = compose(look, options)
+        return ModelReply(
+            content=json.dumps(payload, ensure_ascii=False),
+            model=MODEL_ID,
+            provider=self.name,
+            cost_usd=0.0,
+            review_reasons=tuple(reasons),
+        )
+
+    def _look_at(self, request: ModelRequest, run_ocr: bool) -> Look:
+        image = request.pixels if request.pixels is not None else _decode(request.image)
+        lines = self._ocr.read(image) if run_ocr else []
+        return inspect_image(image, lines)
+
+    async def models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(
+                id=MODEL_ID,
+                name="Offline OCR engine",
+                input_modalities=("image",),
+                prompt_price_usd=0.0,
+                completion_price_usd=0.0,
+                image_price_usd=0.0,
+                extra={"engine": "rapidocr", "network": False},
+            )
+        ]
+
+    def routing_policy(self) -> dict[str, Any]:
+        return {"provider": "local", "data_leaves_process": False}
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _decode(data: bytes) -> Image.Image:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return img.copy()
+    except Exception as exc:
+        raise InvalidImage("The image could not be decoded.") from exc
+
+
+# --- pixel facts -------------------------------------------------------------------------------
+
+
+def inspect_image(image: Image.Image, lines: Sequence[OcrLine]) -> Look:
+    """Cheap statistics on a thumbnail; ``lines`` are OCR results in ``image`` coordinates."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    base = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA" if has_alpha else "RGB")
+    factor = THUMB_SIDE / max(image.size)
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    small = base.resize(size, Image.Resampling.BOX)
+    thumb = np.asarray(small.convert("RGBA")).astype(np.int16)
+    rgb, alpha = thumb[:, :, :3], thumb[:, :, 3]
+    opaque = alpha >= 128
+    transparent = bool(has_alpha and (alpha < 250).mean() > 0.05)
+    grey = rgb.mean(axis=2)
+    uniform = not opaque.any() or (
+        float(grey[opaque].std()) < UNIFORM_STD and float(alpha.std()) < UNIFORM_STD
+    )
+    visible = rgb[opaque] if opaque.any() else rgb.reshape(-1, 3)
+    codes = (visible // 16) @ np.array([256, 16, 1])
+    counts = np.sort(np.bincount(codes.ravel()))[::-1]
+    flat = counts[:FLAT_TOP_COLOURS].sum() >= FLAT_COVERAGE * codes.size
+
+    text_mask = _text_mask(size, lines, factor)
+    text_cover = float(text_mask.mean())
+    bg_code = int(np.bincount(codes.ravel()).argmax())
+    bg = np.array([bg_code // 256, (bg_code // 16) % 16, bg_code % 16]) * 16 + 8
+    ink = (np.abs(rgb - bg).max(axis=2) > INK_DISTANCE) & opaque
+    bg_share = float((~ink & opaque).mean())
+    other_ink = float((ink & ~text_mask).mean())
+    plain_text = bool(lines) and bg_share >= PLAIN_BG_SHARE and other_ink < OTHER_INK_MAX
+    return Look(
+        width=image.width,
+        height=image.height,
+        uniform=bool(uniform),
+        flat=bool(flat),
+        transparent=transparent,
+        colours=_colour_names(small, opaque),
+        lines=tuple(lines),
+        text_cover=text_cover,
+        plain_text=plain_text,
+    )
+
+
+def _text_mask(
+    size: tuple[int, int], lines: Sequence[OcrLine], factor: float
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    mask = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(mask)
+    for line in lines:
+        xs = [p[0] * factor for p in line.box]
+        ys = [p[1] * factor for p in line.box]
+        # One pixel of slack: the thumbnail blurs glyph edges just outside the box.
+        draw.rectangle((min(xs) - 1, min(ys) - 1, max(xs) + 1, max(ys) + 1), fill=255)
+    return np.asarray(mask) > 0
+
+
+# Hue bands in degrees (upper bounds) and their names; red wraps around 360.
+_HUES: tuple[tuple[int, str], ...] = (
+    (15, "red"),
+    (40, "orange"),
+    (70, "yellow"),
+    (165, "green"),
+    (195, "teal"),
+    (255, "blue"),
+    (290, "purple"),
+    (345, "pink"),
+    (361, "red"),
+)
+
+
+def _colour_names(thumb: Image.Image, opaque: np.ndarray[Any, Any]) -> tuple[str, ...]:
+    """One or two basic colour words covering >= ``COLOUR_SHARE_MIN`` of the visible pixels."""
+    hsv = np.asarray(thumb.convert("RGB").convert("HSV")).astype(np.int32)[opaque]
+    if hsv.size == 0:
+        return ("transparent",)
+    names = colour_names(hsv[:, 0], hsv[:, 1], hsv[:, 2])
+    values, counts = np.unique(names, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:2]
+    return tuple(str(values[i]) for i in order if counts[i] >= COLOUR_SHARE_MIN * names.size)
+
+
+def colour_names(
+    h: np.ndarray[Any, Any], s: np.ndarray[Any, Any], v: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """Name HSV colours (Pillow scales H, S and V to 0-255) with a dozen basic words."""
+    degrees = h * 360 / 255
+    band = np.searchsorted(np.array([upper for upper, _ in _HUES]), degrees, side="right")
+    names = np.array([name for _, name in _HUES], dtype=object)[band]
+    names = np.where((names == "orange") & (v < 150), "brown", names)
+    grey = (s < 40) | ((s < 70) & (v > 220))
+    names = np.where(grey, np.where(v > 200, "white", "grey"), names)
+    return np.where(v < 50, "black", names)
+
+
+# --- wording -----------------------------------------------------------------------------------
+
+
+def resolve_role(look: Look, options: DescribeOptions) -> ResolvedRole:
+    if options.role != "auto":
+        return options.role
+    if look.uniform:
+        return "decorative"
+    if options.link_target:
+        return "functional"
+    if look.lines and (look.plain_text or look.text_cover >= TEXT_COVER_MIN):
+        return "text"
+    return "informative"
+
+
+def compose(look: Look, options: DescribeOptions) -> tuple[dict[str, Any], list[str]]:
+    """The reply JSON (role, alt_texts, long_description, text_in_image) and review reasons."""
+    role = resolve_role(look, options)
+    reasons: list[str] = []
+    text = look.text or None
+    english: str
+    other: str  # for any non-English language
+    if role == "decorative":
+        english = other = ""
+        if options.role == "auto":
+            reasons.append(AUTO_DECORATIVE)
+    elif role == "functional":
+        english, other = _functional(look, options, reasons)
+    elif role == "text" and text:
+        english = other = _words(text, options.max_length, reasons)
+    else:
+        if role == "text":
+            reasons.append(NO_TEXT)
+        english = _described(look, options.max_length, reasons)
+        other = _words(text, options.max_length, reasons) if text else english
+        reasons.append(GENERIC)
+    if text and role != "decorative" and look.min_score < SURE_OCR_SCORE:
+        reasons.append(OCR_CHECK)
+    # Non-English readers get English wording whenever the text is more than the image's words.
+    english_wording = other != english or bool(english and not text)
+    if english_wording and any(not _is_english(lang) for lang in options.languages):
+        reasons.append(ENGLISH_ONLY)
+    long_description = None
+    if role == "complex" and options.long_description:
+        long_description = text
+        if not text:
+            reasons.append(NO_LONG)
+    payload = {
+        "role": role,
+        "alt_texts": {
+            lang: (english if _is_english(lang) else other) for lang in options.languages
+        },
+        "long_description": long_description,
+        "text_in_image": text,
+    }
+    return payload, list(dict.fromkeys(reasons))
+
+
+def _is_english(lang: str) -> bool:
+    return lang.split("-")[0].lower() == "en"
+
+
+def _words(text: str, limit: int, reasons: list[str]) -> str:
+    """The image's words as alt text: verbatim, a full stop added to a phrase of 3+ words."""
+    words = text if len(text.split()) < 3 or text[-1] in ".!?" else text + "."
+    if len(words) <= limit:
+        return words
+    reasons.append(CUT)
+    return _cut(text, limit - 1) + "."
+
+
+def _functional(look: Look, options: DescribeOptions, reasons: list[str]) -> tuple[str, str]:
+    """(English, other languages) label: the image's words, else the link's destination."""
+    text = look.text
+    limit = options.max_length
+    home = _is_home(options.link_target)
+    if text and len(text.split()) <= LABEL_MAX_WORDS and len(text) <= LABEL_MAX_CHARS:
+        label = _cut(text, limit)
+        english = label if not home or label.lower().endswith("home") else f"{label} home"
+        return _cut(english, limit), label
+    if options.link_target and (label_from_link := link_label(options.link_target)):
+        reasons.append(LINK_LABEL)
+        return _cut(label_from_link, limit), _cut(label_from_link, limit)
+    reasons.append(NO_LABEL)
+    if text:
+        words = _words(text, limit, reasons)
+        return words, words
+    reasons.append(GENERIC)
+    generic = _described(look, limit, reasons)
+    return generic, generic
+
+
+def _is_home(target: str | None) -> bool:
+    if not target:
+        return False
+    parts = urlsplit(target.strip())
+    return parts.scheme in ("", "http", "https") and parts.path in ("", "/") and not parts.query
+
+
+def link_label(target: str) -> str | None:
+    """A short label from a link: "/docs/getting-started" -> "Getting started"; None if none."""
+    parts = urlsplit(target.strip())
+    if parts.scheme == "mailto":
+        return "Send email"
+    if parts.scheme == "tel":
+        return "Call"
+    if parts.scheme not in ("", "http", "https"):
+        return None
+    segments = [unquote(s) for s in parts.path.split("/") if s]
+    while segments:
+        stem, _, ext = segments[-1].rpartition(".")
+        name = stem if ext.lower() in _DOC_TYPES and stem else segments[-1]
+        words = " ".join(re.split(r"[-_+.\s]+", name)).strip()
+        if words and not words.replace(" ", "").isdigit():
+            label = words[0].upper() + words[1:]
+            return f"{label} ({ext.upper()})" if name == stem else label
+        segments.pop()
+    host = (parts.hostname or "").removeprefix("www.")
+    if host:
+        site = host.split(".")[0]
+        return f"{site[0].upper()}{site[1:]} home"
+    return "Home" if parts.path == "/" else None
+
+
+def _described(look: Look, limit: int, reasons: list[str]) -> str:
+    """'Mostly blue and white flat graphic with the text "SALE", wide banner format.'"""
+    if look.colours == ("transparent",):
+        return _cut("Fully transparent graphic.", limit)
+    if len(look.colours) == 2:
+        colour = f"Mostly {look.colours[0]} and {look.colours[1]}"
+    elif look.colours:
+        colour = f"Mostly {look.colours[0]}"
+    else:
+        colour = "Multicoloured"
+    kind = "flat graphic" if look.flat else "photo-like picture"
+    if look.transparent:
+        kind += " with transparent areas"
+    shape = _shape(look.width, look.height)
+    text = look.text
+    if not text:
+        candidates = [f"{colour} {kind}, {shape}.", f"{colour} {kind}.", f"{kind.capitalize()}."]
+        return next((c for c in candidates if len(c) <= limit), _cut(candidates[-1], limit))
+    for candidate in (
+        f'{colour} {kind} with the text "{text}", {shape}.',
+        f'{colour} {kind} with the text "{text}".',
+    ):
+        if len(candidate) <= limit:
+            return candidate
+    reasons.append(CUT)
+    room = limit - len(f'{colour} {kind} with the text "".')
+    if room >= 12:
+        return f'{colour} {kind} with the text "{_cut(text, room)}".'
+    return _cut(text, limit - 1) + "."
+
+
+def _shape(width: int, height: int) -> str:
+    ratio = width / height
+    if ratio >= 2.5:
+        return "wide banner format"
+    if ratio >= 1.2:
+        return "landscape format"
+    if ratio <= 0.4:
+        return "tall narrow format"
+    if ratio <= 0.83:
+        return "portrait format"
+    return "square format"
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word boundary when there is one."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head.strip() else text[:limit]
+    return cut[:limit].rstrip(" ,;:-–")
