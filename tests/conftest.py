@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,3 +161,29 @@ async def account(service: Service) -> Account:
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def _fake_openrouter_server() -> Iterator[Any]:
+    from tests.fakes.openrouter import run_fake_openrouter
+
+    with run_fake_openrouter() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_openrouter(_fake_openrouter_server: Any) -> Any:
+    """The fake OpenRouter (a real server on 127.0.0.1), reset for this test."""
+    _fake_openrouter_server.reset()
+    return _fake_openrouter_server
+
+
+def openrouter_settings(fake: Any, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "provider": "openrouter",
+        "openrouter_api_key": fake.api_key,
+        "openrouter_base_url": fake.base_url,
+        "models": "google/gemini-2.5-flash-lite,qwen/qwen2.5-vl-72b-instruct",
+    }
+    values.update(overrides)
+    return values

@@ -165,8 +165,9 @@ async def _settle(
         # The reservation outlived its expiry and was released: the customer keeps the credit.
         log.warning("settled after expiry", extra={"request_id": request_id})
     session.add(
-        _event(request_id, principal, latency_ms=latency_ms, description=description,
-               history=history)
+        _event(
+            request_id, principal, latency_ms=latency_ms, description=description, history=history
+        )
     )
     return await credits.balance(session, principal.account_id)
 

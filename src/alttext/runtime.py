@@ -5,6 +5,8 @@ Nothing here runs at import time; the app's lifespan and the CLI call ``open_run
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,13 @@ from alttext.describe.ocr import OcrReader
 from alttext.describe.providers.base import Provider
 from alttext.describe.providers.local import LocalProvider
 from alttext.describe.providers.openrouter import ChatCompletionsProvider, ChatConfig
+from alttext.describe.rules import language_identifier
+
+
+@functools.cache
+def shared_ocr_reader() -> OcrReader:
+    """The OCR models load once per process (about a second) and are shared by every app."""
+    return OcrReader()
 
 
 @dataclass
@@ -98,7 +107,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         # No proxies from the environment: the URL fetcher pins connections to checked IPs.
         trust_env=False,
     )
-    ocr = OcrReader()
+    ocr = await asyncio.to_thread(shared_ocr_reader)
+    # The language identifier (rule 10) also loads once, at start-up rather than on a request.
+    await asyncio.to_thread(language_identifier)
     provider = build_provider(settings, http, ocr, executor)
     limits = image_limits(settings)
     engine = Engine(provider, executor=executor, image_limits=limits, ocr=ocr)

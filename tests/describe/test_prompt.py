@@ -77,7 +77,8 @@ def test_a_delimiter_inside_context_is_neutralised() -> None:
     assert prompt.user.count("<context>") == 1
     inside = _block(prompt.user, "context")
     assert "PWNED" in inside
-    assert "<" not in inside and ">" not in inside
+    assert "<" not in inside
+    assert ">" not in inside
 
 
 @pytest.mark.parametrize("field", ["link_target", "keywords"])
@@ -176,7 +177,8 @@ def test_length_target_is_in_the_user_prompt() -> None:
 
 def test_long_description_requested_or_null() -> None:
     asked = build_prompt(DescribeOptions(long_description=True), text_heavy=False).user
-    assert "long_description: required" in asked and "data point" in asked
+    assert "long_description: required" in asked
+    assert "data point" in asked
     assert "long_description: null." in build_prompt(DescribeOptions(), text_heavy=False).user
 
 

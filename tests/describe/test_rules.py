@@ -175,9 +175,8 @@ def test_length_limit() -> None:
     ctx = RuleContext(role="informative", max_length=40)
     text = "A tabby cat asleep on a sunlit windowsill with plants."
     findings = [f for f in check(text, ctx) if f.code == "too_long"]
-    assert findings and findings[0].message == (
-        f"the text is {len(text)} characters long; the limit is 40"
-    )
+    assert findings
+    assert findings[0].message == (f"the text is {len(text)} characters long; the limit is 40")
     assert "too_long" not in codes(text[:40].rstrip() + ".", RuleContext(role="informative"))
 
 
@@ -203,7 +202,8 @@ def test_copy_of_context() -> None:
     assert "copies_context" in failed("Our team at the 2024 summit in Berlin.", ctx)
     assert "copies_context" in failed(context, ctx)
     assert "copies_context" in failed(
-        "Trail running shoe, women's.", RuleContext(role="informative", context="Women's trail running shoe")
+        "Trail running shoe, women's.",
+        RuleContext(role="informative", context="Women's trail running shoe"),
     )
     assert "copies_context" not in failed(
         "Twelve people in matching blue shirts waving on a stage.", ctx
@@ -237,7 +237,10 @@ def test_language_mismatch_is_a_check() -> None:
 
 def test_language_check_ignores_short_texts_and_quotes() -> None:
     assert wrong_language("Acme home", "de") is None
-    assert wrong_language('Schild mit der Aufschrift "Welcome to our lovely little shop".', "de") is None
+    assert (
+        wrong_language('Schild mit der Aufschrift "Welcome to our lovely little shop".', "de")
+        is None
+    )
     assert wrong_language("A tabby cat asleep on a sunlit windowsill.", "en-GB") is None
     assert wrong_language("A tabby cat asleep on a sunlit windowsill.", "tlh") is None  # unknown
 
@@ -304,7 +307,9 @@ def test_person_attributes_are_flagged_unless_the_context_says_so() -> None:
         "Two girls playing football.",
     ):
         assert "person_attributes" in flagged(text), text
-    with_context = RuleContext(role="informative", context="Meet Ana, the elderly woman who runs our bakery")
+    with_context = RuleContext(
+        role="informative", context="Meet Ana, the elderly woman who runs our bakery"
+    )
     assert "person_attributes" not in flagged(
         "An elderly woman kneading dough in a bakery.", with_context
     )
@@ -366,9 +371,9 @@ def test_cut_never_leaves_a_dangling_word(limit: int) -> None:
 
 
 def test_cut_closes_no_quote_and_labels_get_no_period() -> None:
-    assert cut('Sign reading "Welcome to the annual summer festival" above a gate.', 40, sentence=True) == (
-        "Sign reading."
-    )
+    assert cut(
+        'Sign reading "Welcome to the annual summer festival" above a gate.', 40, sentence=True
+    ) == ("Sign reading.")
     assert cut("Download the annual report for 2025 (PDF)", 30, sentence=False) == (
         "Download the annual report"
     )
@@ -391,13 +396,15 @@ def test_repair_empties_placeholders_and_decorative() -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    text=st.text(
-        alphabet=st.sampled_from(list("abcdefgh ,.;:!?\"'()-\nXYZ😀") + ["Image of ", "http://x.y/ "]),
-        max_size=300,
-    ),
+    text=st.lists(
+        st.sampled_from([*"abcdefgh ,.;:!?\"'()-\nXYZ😀", "Image of ", "http://x.y/ ", "word "]),
+        max_size=120,
+    ).map("".join),
     limit=st.integers(min_value=20, max_value=200),
 )
 def test_repair_never_exceeds_the_limit(text: str, limit: int) -> None:
     out = repair(text, RuleContext(role="informative", max_length=limit))
     assert len(out) <= limit
-    assert "\n" not in out and "😀" not in out and "http" not in out
+    assert "\n" not in out
+    assert "😀" not in out
+    assert "http" not in out

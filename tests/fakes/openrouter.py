@@ -63,6 +63,7 @@ _PROVIDER_KEYS = frozenset(
 )
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
+_LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _STRUCTURED = ("response_format", "structured_outputs")
 _COMMON_PARAMS = ["max_tokens", "temperature", "top_p", "stop", "seed"]
 
@@ -273,6 +274,9 @@ def example_for_schema(schema: Any, name: str = "") -> Any:
     if kind == "number":
         return float(schema.get("minimum", 0))
     if kind == "string":
+        # Per-language properties (alt_texts: {"en": ..., "de": ...}) get the alt text too.
+        if _LANGUAGE_TAG.match(name):
+            return DEFAULT_ALT_TEXT
         return plausible.get(name, "")
     return None
 

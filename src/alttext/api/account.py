@@ -144,6 +144,9 @@ async def usage(
         upstream_cost_usd=round(sum(r.upstream_cost_usd for r in data), 8),
     )
     return UsageReport(
-        start=first.isoformat(), end=last.isoformat(), granularity=granularity,
-        totals=totals, data=data,
+        start=first.isoformat(),
+        end=last.isoformat(),
+        granularity=granularity,
+        totals=totals,
+        data=data,
     )

@@ -191,14 +191,14 @@ class Engine:
         ocr: OcrReader | None = None,
     ) -> None:
         self.provider = provider
-        self._executor = executor
-        self._limits = image_limits
-        self._ocr = ocr
+        self.executor = executor
+        self.image_limits = image_limits
+        self.ocr = ocr
 
     async def describe(self, data: bytes, options: DescribeOptions) -> Description:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        prepared = await loop.run_in_executor(self._executor, prepare_image, data, self._limits)
+        prepared = await loop.run_in_executor(self.executor, prepare_image, data, self.image_limits)
         prepare_ms = int((time.perf_counter() - started) * 1000)
         languages = unique_languages(options.languages)
         run = _Run(self, prepared, options, languages)
@@ -266,14 +266,14 @@ class _Run:
         return parse_answer(reply.content, self.languages)
 
     async def _ocr(self) -> str | None:
-        reader = self.engine._ocr
+        reader = self.engine.ocr
         if reader is None or self._ocr_done:
             return self._ocr_text
         self._ocr_done = True
         loop = asyncio.get_running_loop()
         try:
             lines = await loop.run_in_executor(
-                self.engine._executor, reader.read, self.prepared.pixels
+                self.engine.executor, reader.read, self.prepared.pixels
             )
         except Exception as exc:  # OCR is a cross-check; its failure must not fail the request.
             logger.warning("ocr cross-check skipped: %s", type(exc).__name__)
@@ -303,7 +303,7 @@ class _Run:
             ocr_text = await self._ocr()
         # Language identification and fuzzy OCR matching are CPU work: keep them off the loop.
         findings = await asyncio.get_running_loop().run_in_executor(
-            self.engine._executor, partial(self._check_all, texts, answer, role, ocr_text)
+            self.engine.executor, partial(self._check_all, texts, answer, role, ocr_text)
         )
         return _Assessment(role=role, texts=texts, findings=findings)
 
@@ -359,7 +359,7 @@ class _Run:
                     reasons.append(prefix + "the text was repaired automatically; check it")
                 texts[lang] = repaired
                 findings = await asyncio.get_running_loop().run_in_executor(
-                    self.engine._executor,
+                    self.engine.executor,
                     rules.check,
                     repaired,
                     self.context(role, lang, None),

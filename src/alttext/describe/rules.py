@@ -122,7 +122,7 @@ _EMOJI = re.compile(
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029\x0b\x0c]")
 
 _URL = re.compile(
-    r"\b(?:https?|ftp)://[^\s<>\"'\]]+|\bwww\.[^\s<>\"'\]]+|\bdata:[\w/+.-]+;base64,[\w+/=]+",
+    r"(?:https?|ftp)://[^\s<>\"'\]]+|\bwww\.[^\s<>\"'\]]+|\bdata:[\w/+.-]+;base64,[\w+/=]+",
     re.IGNORECASE,
 )
 # A URL with the words that point at it ("see https://…"): removed together by repair().
@@ -307,6 +307,7 @@ def _tidy(text: str) -> str:
 
 
 def _strip_formatting(text: str) -> str:
+    text = _EMOJI.sub("", text)
     text = _MD_FENCE.sub(" ", text)
     text = _HTML_TAG.sub(" ", text)
     if _HTML_ENTITY.search(text):
@@ -314,9 +315,9 @@ def _strip_formatting(text: str) -> str:
     text = _MD_LINK.sub(r"\1", text)
     text = _MD_STRONG.sub(r"\2", text)
     text = _MD_EM.sub(lambda m: m.group(1) or m.group(2), text)
+    text = re.sub(r"\*\*|__|~~", "", text)  # unpaired markers left by a cut-off answer
     text = _MD_LINE.sub("", text)
     text = text.replace("`", "")
-    text = _EMOJI.sub("", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -696,4 +697,6 @@ def repair(text: str, ctx: RuleContext) -> str:
         return ""
     sentence = bool(_END.search(text)) or not _is_label(text, ctx.role)
     text = cut(text, ctx.max_length, sentence=sentence)
+    if _is_placeholder(text):
+        return ""
     return ensure_end(text, ctx.role) if len(text) < ctx.max_length else text

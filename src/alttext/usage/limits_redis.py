@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -93,17 +93,23 @@ class RedisLimiter:
         *,
         namespace: str = "alttext",
         socket_timeout_s: float = 0.5,
+        max_connections: int = 64,
         retry_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._redis = Redis.from_url(
+        # A blocking pool: a burst waits briefly for a connection instead of failing with
+        # MaxConnectionsError, which the fallback would mistake for an outage.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=max(1.0, 4 * socket_timeout_s),
             socket_timeout=socket_timeout_s,
             socket_connect_timeout=socket_timeout_s,
             # redis-py retries 3x with backoff by default: seconds of stall per request when
-            # Redis is down. The fallback is the retry.
+            # Redis is down. The local fallback is the retry.
             retry=Retry(NoBackoff(), 0),
         )
+        self._redis = Redis.from_pool(pool)
         self._ns = namespace
         self._retry_interval_s = retry_interval_s
         self._clock = clock
@@ -177,8 +183,7 @@ class RedisLimiter:
         }
 
     async def aclose(self) -> None:
-        # Not Redis.aclose(): the installed types-redis stubs (4.6) predate it.
-        await self._redis.connection_pool.disconnect()
+        await self._redis.aclose()
         await self._local.aclose()
 
     def _use_local(self) -> bool:

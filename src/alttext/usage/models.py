@@ -34,4 +34,3 @@ class UsageEvent(Base):
     # Only when the account opted into history (off by default).
     alt_text: Mapped[str | None] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(String(2048))
-
