@@ -23,9 +23,11 @@ app = typer.Typer(help="AltText API: alt text for images.", no_args_is_help=True
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+credits_app = typer.Typer(help="Manage credits.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(credits_app, name="credits")
 
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -233,6 +235,77 @@ def keys_revoke(key_id: str) -> None:
 
     api_key = _in_transaction(lambda s: revoke_key(s, key_id))
     typer.echo(f"Revoked {api_key.id} ({api_key.prefix}…)")
+
+
+@credits_app.command("grant")
+def credits_grant(
+    email: str,
+    credits: Annotated[int, typer.Argument(help="Credits to add (1 to 10,000,000).")],
+    reason: Annotated[str, typer.Option(help="Why: kept in the ledger.")],
+) -> None:
+    """Grant credits to an account (an admin ledger entry)."""
+    from alttext.billing.ledger import grant
+
+    async def run(session: AsyncSession) -> tuple[str, int]:
+        from alttext.accounts.service import require_account_by_email
+        from alttext.billing.credits import balance
+
+        account = await require_account_by_email(session, email)
+        entry = await grant(session, account.id, credits, reason=reason)
+        return entry.id, await balance(session, account.id)
+
+    entry_id, new_balance = _in_transaction(run)
+    typer.echo(f"Granted {credits} credits ({entry_id}); balance is now {new_balance}.")
+
+
+@app.command()
+def usage(
+    email: str,
+    days: Annotated[int, typer.Option(min=1, max=731, help="How many days back.")] = 30,
+    granularity: Annotated[str, typer.Option(help="day or month")] = "day",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Usage of an account by period and model."""
+    from datetime import UTC, datetime, timedelta
+
+    from rich.table import Table
+
+    from alttext.accounts.service import require_account_by_email
+    from alttext.usage.service import UsageRow, aggregate
+
+    if granularity not in ("day", "month"):
+        raise typer.BadParameter("granularity must be day or month")
+    end = datetime.now(UTC)
+
+    async def run(session: AsyncSession) -> list[UsageRow]:
+        account = await require_account_by_email(session, email)
+        return await aggregate(
+            session,
+            account.id,
+            start=end - timedelta(days=days),
+            end=end + timedelta(seconds=1),
+            granularity=granularity,  # type: ignore[arg-type]
+        )
+
+    rows = _in_transaction(run)
+    if as_json:
+        typer.echo(json.dumps([row.__dict__ for row in rows]))
+        return
+    table = Table(
+        "period", "model", "requests", "failed", "credits", "tokens in", "tokens out", "upstream $"
+    )
+    for r in rows:
+        table.add_row(
+            r.period,
+            r.model or "-",
+            str(r.requests),
+            str(r.failed),
+            str(r.credits),
+            str(r.input_tokens),
+            str(r.output_tokens),
+            f"{r.upstream_cost_usd:.6f}",
+        )
+    Console().print(table)
 
 
 @db_app.command("upgrade")

@@ -37,7 +37,7 @@ URL = "/v1/alt-text"
 SMALL_CAP = 100_000  # max_image_bytes for the body-cap cases
 
 
-# -- images ---------------------------------------------------------------------------------------
+# -- images ----------------------------------------------------------------------------------------
 
 
 def noise(size: tuple[int, int], fmt: str) -> bytes:
@@ -90,7 +90,10 @@ def tiny_png() -> bytes:
     return buf.getvalue()
 
 
-PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+PDF = (
+    b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+    b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+)
 SVG = (
     b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
     b'<circle cx="50" cy="50" r="40" fill="red"/></svg>'
@@ -102,7 +105,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-# -- assertions -------------------------------------------------------------------------------------
+# -- assertions ------------------------------------------------------------------------------------
 
 
 async def balance(service: Service, account: Account) -> int:
@@ -128,13 +131,17 @@ async def assert_problem(
     assert body["code"] == code, body
     assert body["status"] == status
     assert body["type"] == f"https://alttext.dev/errors/{code}"
-    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["title"], str)
+    assert body["title"]
     # Helpful: a sentence, not a bare code; never a stack trace.
-    assert isinstance(body["detail"], str) and len(body["detail"]) >= 15, body
-    assert "Traceback" not in response.text and 'File "' not in response.text
+    assert isinstance(body["detail"], str)
+    assert len(body["detail"]) >= 15, body
+    assert "Traceback" not in response.text
+    assert 'File "' not in response.text
     if detail is not None:
         assert detail.lower() in body["detail"].lower(), body["detail"]
-    assert body["request_id"] and body["request_id"] == response.headers["x-request-id"]
+    assert body["request_id"]
+    assert body["request_id"] == response.headers["x-request-id"]
     if field is not None:
         fields = [e.get("field") or "" for e in body.get("errors") or []]
         assert any(field in f for f in fields), body
@@ -155,7 +162,7 @@ async def acct(svc: Service) -> Account:
     return await svc.create_account(credits=CREDITS)
 
 
-# -- images that are not (usable) images ----------------------------------------------------------
+# -- images that are not (usable) images -----------------------------------------------------------
 
 BAD_UPLOADS: list[tuple[str, Callable[[], bytes], int, str, str]] = [
     ("truncated_jpeg", truncated_jpeg, 400, "invalid_image", "truncated or corrupt"),
@@ -195,7 +202,7 @@ def test_bomb_is_small_but_declares_ten_billion_pixels() -> None:
         Image.open(io.BytesIO(data))
 
 
-# -- the image field -----------------------------------------------------------------------------
+# -- the image field -------------------------------------------------------------------------------
 
 IMAGE_FIELDS = [
     ("empty", "", "empty"),
@@ -318,7 +325,7 @@ async def test_multipart_with_two_files(svc: Service, acct: Account) -> None:
     await assert_problem(svc, acct, other, 422, "invalid_request", detail="extra")
 
 
-# -- the body itself --------------------------------------------------------------------------------
+# -- the body itself -------------------------------------------------------------------------------
 
 
 async def test_malformed_json_is_400(svc: Service, acct: Account) -> None:

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from alttext import idempotency
-from alttext.api.replay import idempotent_call
-
 from alttext.api.alt_text_input import parse_alt_text_request
 from alttext.api.deps import PrincipalDep, ServicesDep
+from alttext.api.replay import idempotent_call
 from alttext.api.schemas import AltTextResponse, Problem
 from alttext.generation import generate
 from alttext.ids import new_id

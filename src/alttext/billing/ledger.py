@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts.models import Account
 from alttext.billing.models import ENTRY_KINDS, CreditEntry
+from alttext.errors import InvalidRequest
 from alttext.ids import new_id
 
 MAX_GRANT = 10_000_000
@@ -78,3 +79,22 @@ async def append_entry(
     except IntegrityError as exc:
         raise DuplicateEntry(reference) from exc
     return entry
+
+
+async def grant(
+    session: AsyncSession, account_id: str, credits: int, *, reason: str
+) -> CreditEntry:
+    """An admin grant: positive, bounded, with a reason, and its own unique reference."""
+    if not 0 < credits <= MAX_GRANT:
+        raise InvalidRequest(f"A grant must be between 1 and {MAX_GRANT} credits.")
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        raise InvalidRequest("Give a reason of 1 to 500 characters.")
+    return await book(
+        session,
+        account_id=account_id,
+        kind="grant",
+        credits=credits,
+        reference=f"grant:{new_id('grant')}",
+        note=reason,
+    )
