@@ -332,7 +332,9 @@ def dev_key_command() -> None:
     typer.echo(secret)
     err.print(
         f"Try it:\n  curl -s {url}/v1/alt-text -H 'Authorization: Bearer {secret}' "
-        "-F image=@photo.jpg\n"
+        "-F image=@photo.jpg\n",
+        soft_wrap=True,
+        highlight=False,
     )
 
 

@@ -23,7 +23,7 @@ from alttext.db import transaction
 from alttext.describe.errors import AppError
 from alttext.describe.fetch import fetch_image
 from alttext.describe.types import DescribeOptions, Description
-from alttext.errors import Forbidden, RateLimited
+from alttext.errors import Forbidden, InvalidRequest, RateLimited
 from alttext.services import Services
 from alttext.usage.models import UsageEvent
 
@@ -97,6 +97,20 @@ def _check_status(principal: Principal) -> None:
         )
     if principal.account_status != "active":
         raise Forbidden("Paid usage of this account is suspended; contact support.")
+
+
+async def _check_model(services: Services, model: str | None) -> None:
+    """``model`` must be one this deployment offers (GET /v1/models): otherwise a caller could
+    route a flat-priced credit to any model the upstream sells, however expensive."""
+    if model is None:
+        return
+    offered = [info.id for info in await services.runtime.provider.models()]
+    if model not in offered:
+        message = f"unknown model; use one of GET /v1/models ({', '.join(offered)})"
+        raise InvalidRequest(
+            "The request has invalid or missing fields.",
+            errors=[{"field": "model", "message": message}],
+        )
 
 
 @asynccontextmanager
@@ -182,6 +196,7 @@ async def generate(
 ) -> AltTextResponse:
     started = time.perf_counter()
     _check_status(principal)
+    await _check_model(services, req.model)
     runtime = services.runtime
     async with _generation_slot(services, principal.account_id):
         async with transaction(services.sessions) as session:

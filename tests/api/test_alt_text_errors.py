@@ -250,6 +250,7 @@ FIELD_CASES: list[tuple[str, dict[str, Any], str | None, str | None]] = [
     ("keywords_11", {"image": GOOD, "keywords": [f"kw{i}" for i in range(11)]}, "keywords", None),
     ("context_2001", {"image": GOOD, "context": "x" * 2001}, "context", None),
     ("image_not_string", {"image": 12345}, "image", None),
+    ("model_not_offered", {"image": GOOD, "model": "openai/o1-pro"}, "model", None),
 ]  # fmt: skip
 
 

@@ -219,6 +219,25 @@ async def test_fallback_model_answers_when_the_first_fails(with_fake: Callable[.
         assert await setup.balance() == CREDITS - 1
 
 
+async def test_explicit_model_must_be_one_offered(with_fake: Callable[..., Any]) -> None:
+    image = base64.b64encode(small_photo()).decode()
+    async with with_fake() as setup:
+        # Sold by the upstream, but not offered by this deployment (GET /v1/models).
+        refused = await setup.post(json={"image": image, "model": "qwen/qwen2.5-vl-32b-instruct"})
+        body = assert_problem(refused, 422, "invalid_request")
+        assert [e["field"] for e in body["errors"]] == ["model"]
+        assert setup.fake.chat_requests == []
+        assert await setup.balance() == CREDITS
+
+        chosen = await setup.post(json={"image": image, "model": SECOND})
+        assert chosen.status_code == 200, chosen.text
+        assert chosen.json()["model"] == SECOND
+        (sent,) = setup.fake.chat_requests
+        assert sent.json["model"] == SECOND
+        assert "models" not in sent.json
+        assert sent.json["provider"]["data_collection"] == "deny"
+
+
 # -- upstream failures: the right status, never charged --------------------------------------------
 
 

@@ -23,6 +23,8 @@ class Account(Base):
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
     history_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set on the first checkout (billing/checkout.py); unique so two accounts never share one.
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
 
 
 class ApiKey(Base):

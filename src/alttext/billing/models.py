@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Numeric, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alttext.db import Base, utcnow
@@ -27,6 +27,8 @@ class CreditEntry(Base):
     amount_usd: Mapped[float | None] = mapped_column(Numeric(12, 4, asdecimal=False))
     note: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Stripe's receipt for a purchase or refund, when Stripe sent one (charge.receipt_url).
+    receipt_url: Mapped[str | None] = mapped_column(String(1000))
 
 
 class CreditReservation(Base):
@@ -47,3 +49,35 @@ class CreditReservation(Base):
     state: Mapped[str] = mapped_column(String(10), default="held")  # held | settled | released
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+# pending (to process, or waiting for an earlier event) | processed | ignored (a type we do not
+# act on) | unmatched (flagged: no account, or never matched a purchase; needs a human)
+EVENT_STATES = ("pending", "processed", "ignored", "unmatched")
+
+
+class StripeEvent(Base):
+    """The webhook inbox: one row per Stripe event id, so a redelivery is recognised.
+
+    ``payload`` keeps only the fields processing needs (billing/stripe_events.py), not the
+    customer's name, address or card details that Stripe's objects also carry.
+    """
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # evt_…
+    type: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    account_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    # The payment the event is about (PaymentIntent id, else the Checkout Session id): events
+    # waiting for a purchase are retried as soon as that purchase is booked.
+    payment_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    livemode: Mapped[bool] = mapped_column(default=False)
+    stripe_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
