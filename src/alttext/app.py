@@ -10,14 +10,16 @@ from fastapi import FastAPI
 
 from alttext import __version__
 from alttext.accounts.last_used import LastUsedRecorder
-from alttext.api import account, alt_text, system
+from alttext.api import account, alt_text, batch, system
 from alttext.api.middleware import RateLimitHeadersMiddleware, RequestIdMiddleware
 from alttext.api.openapi import install_openapi
 from alttext.background import periodic
+from alttext.billing import routes as billing_routes
 from alttext.billing.credits import release_expired
 from alttext.config import Settings
 from alttext.db import create_engine, session_factory
 from alttext.errors import install_error_handlers
+from alttext.idempotency import purge_expired_records as purge_idempotency
 from alttext.inflight import InflightBudget
 from alttext.logging_setup import configure_logging
 from alttext.runtime import open_runtime
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs = [
             ("release-expired", settings.reservation_sweep_s, lambda: release_expired(sessions)),
             ("key-last-used", 15.0, lambda: last_used.flush(sessions)),
+            ("idempotency-purge", 3600.0, lambda: purge_idempotency(sessions)),
         ]
         try:
             async with open_runtime(settings) as runtime, periodic(jobs):
@@ -79,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(system.router)
     app.include_router(alt_text.router)
+    app.include_router(batch.router)
     app.include_router(account.router)
+    app.include_router(billing_routes.router)
     install_openapi(app)
     return app

@@ -170,3 +170,8 @@ async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -
 
 
 __all__ = ["IdempotencyRecord", "Replay", "abandon", "claim", "finish", "purge_expired"]
+
+
+async def purge_expired_records(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with transaction(sessions) as session:
+        return await purge_expired(session)

@@ -206,3 +206,22 @@ class UsageReport(BaseModel):
     granularity: str
     totals: UsagePeriod
     data: list[UsagePeriod]
+
+
+MAX_BATCH_ITEMS = 50
+
+
+class BatchItemResult(BaseModel):
+    id: str
+    status: str = Field(description="succeeded or failed")
+    result: AltTextResponse | None = None
+    error: Problem | None = None
+
+
+class BatchResponse(BaseModel):
+    object: str = "batch"
+    data: list[BatchItemResult]
+    succeeded: int
+    failed: int
+    credits_used: int
+    credits_remaining: int | None

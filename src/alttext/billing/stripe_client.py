@@ -85,11 +85,9 @@ class StripeGateway:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._http.close_async()
+        await self._http.close_async()  # type: ignore[no-untyped-call]
 
-    async def create_customer(
-        self, *, account_id: str, email: str, idempotency_key: str
-    ) -> str:
+    async def create_customer(self, *, account_id: str, email: str, idempotency_key: str) -> str:
         params: dict[str, Any] = {"email": email, "metadata": {"account_id": account_id}}
         customer = await self._call(
             self._client.v1.customers.create_async,

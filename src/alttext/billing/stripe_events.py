@@ -82,6 +82,11 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    value = obj.get("metadata")
+    return value if isinstance(value, dict) else {}
+
+
 def payment_key(event_type: str, obj: dict[str, Any]) -> str | None:
     if event_type.startswith("checkout.session."):
         return _str(obj.get("payment_intent")) or _str(obj.get("id"))
@@ -97,7 +102,7 @@ async def find_account(session: AsyncSession, obj: dict[str, Any]) -> str | None
 
     Metadata alone suffices, so a webhook that beats the checkout response still lands.
     """
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    metadata = _metadata(obj)
     for candidate in (_str(metadata.get("account_id")), _str(obj.get("client_reference_id"))):
         if candidate and await session.get(Account, candidate) is not None:
             return candidate
@@ -136,7 +141,7 @@ async def credit_purchase(session: AsyncSession, event_type: str, obj: dict[str,
     account_id = await find_account(session, obj)
     if account_id is None:
         return Outcome("unmatched", "paid, but no AltText account matches this session")
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    metadata = _metadata(obj)
     credits = _int(metadata.get("credits"))
     cents = _int(obj.get("amount_total"))
     if credits is None or not 0 < credits <= MAX_PACK_CREDITS or cents is None:
@@ -200,9 +205,7 @@ async def remove_refunded(session: AsyncSession, obj: dict[str, Any]) -> Outcome
     prior = list(
         (
             await session.execute(
-                select(CreditEntry).where(
-                    CreditEntry.reference.startswith(prefix, autoescape=True)
-                )
+                select(CreditEntry).where(CreditEntry.reference.startswith(prefix, autoescape=True))
             )
         ).scalars()
     )

@@ -125,7 +125,7 @@ async def process_event(
             if outcome.state != "pending":
                 row.processed_at = now
             key = row.payment_key
-    except Exception as exc:  # noqa: BLE001 - any failure leaves the row pending for a retry
+    except Exception as exc:
         log.warning(
             "stripe event processing failed",
             extra={"event_id": event_id, "error_type": type(exc).__name__},
@@ -150,7 +150,7 @@ async def _note_failure(
                 .where(StripeEvent.id == event_id, StripeEvent.state == "pending")
                 .values(attempts=StripeEvent.attempts + 1, detail=f"processing failed: {error}")
             )
-    except Exception:  # noqa: BLE001 - the database may be the failure; the sweeper retries
+    except Exception:
         log.warning("could not record the failure", extra={"event_id": event_id})
 
 

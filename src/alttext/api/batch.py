@@ -1,0 +1,174 @@
+"""``POST /v1/alt-text/batch``: up to 50 images in one call, processed concurrently.
+
+Each item goes through the same path as a single request (its own reservation, so only
+successes are charged) and gets its own result or problem; one bad item never fails the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from alttext import idempotency
+from alttext.accounts.service import Principal
+from alttext.api.alt_text_input import validation_problem
+from alttext.api.body import read_body
+from alttext.api.deps import PrincipalDep, ServicesDep
+from alttext.api.image_input import decode_image_field
+from alttext.api.replay import idempotent_call
+from alttext.api.schemas import (
+    MAX_BATCH_ITEMS,
+    AltTextRequest,
+    BatchItemResult,
+    BatchResponse,
+    Problem,
+)
+from alttext.errors import AppError, InvalidRequest, UnsupportedMediaType, problem_body
+from alttext.generation import generate
+from alttext.ids import new_id
+from alttext.services import Services
+
+router = APIRouter(prefix="/v1", tags=["alt text"])
+
+# Items of one batch in flight at once; the per-account cap still applies across requests.
+BATCH_CONCURRENCY = 4
+MAX_BATCH_BODY = 64 * 1024 * 1024
+_ITEM_ID_MAX = 100
+
+_BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["items"],
+    "additionalProperties": False,
+    "properties": {
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BATCH_ITEMS,
+            "items": {
+                "allOf": [{"$ref": "#/components/schemas/AltTextRequest"}],
+                "properties": {"id": {"type": "string", "maxLength": _ITEM_ID_MAX}},
+                "required": ["id"],
+            },
+        },
+        "defaults": {
+            "type": "object",
+            "description": "Options applied to every item unless the item sets them.",
+        },
+    },
+}
+
+
+def _parse_batch(raw: bytes) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("The body is not valid JSON.", status=400) from exc
+    if not isinstance(payload, dict) or set(payload) - {"items", "defaults"}:
+        raise InvalidRequest("The body must be an object with 'items' and optional 'defaults'.")
+    items, defaults = payload.get("items"), payload.get("defaults") or {}
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_ITEMS:
+        raise InvalidRequest(f"'items' must be a list of 1 to {MAX_BATCH_ITEMS} objects.")
+    if not isinstance(defaults, dict) or {"image", "image_url", "id"} & set(defaults):
+        raise InvalidRequest("'defaults' must be an object of options (not images or ids).")
+    out: list[tuple[str, dict[str, Any]]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"items[{index}] must be an object.")
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not 0 < len(item_id) <= _ITEM_ID_MAX:
+            raise InvalidRequest(f"items[{index}].id must be a string of 1 to {_ITEM_ID_MAX}.")
+        out.append((item_id, {k: v for k, v in item.items() if k != "id"}))
+    if len({item_id for item_id, _ in out}) != len(out):
+        raise InvalidRequest("Item ids must be unique within a batch.")
+    return out, defaults
+
+
+async def _run_item(
+    services: Services,
+    principal: Principal,
+    request: Request,
+    item_id: str,
+    fields: dict[str, Any],
+    gate: asyncio.Semaphore,
+) -> BatchItemResult:
+    try:
+        try:
+            options = AltTextRequest.model_validate(fields)
+        except ValidationError as exc:
+            raise validation_problem(exc) from None
+        image = decode_image_field(options.image) if options.image is not None else None
+        async with gate:
+            result = await generate(services, principal, options, image, request_id=new_id("req"))
+        return BatchItemResult(id=item_id, status="succeeded", result=result)
+    except AppError as exc:
+        return BatchItemResult(
+            id=item_id, status="failed", error=Problem(**problem_body(exc, request))
+        )
+
+
+async def _run_batch(
+    services: Services, principal: Principal, request: Request, raw: bytes
+) -> BatchResponse:
+    items, defaults = _parse_batch(raw)
+    gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+    results = await asyncio.gather(
+        *(
+            _run_item(services, principal, request, item_id, {**defaults, **fields}, gate)
+            for item_id, fields in items
+        )
+    )
+    ok = [r for r in results if r.result is not None]
+    balances = [
+        r.result.credits_remaining
+        for r in ok
+        if r.result and r.result.credits_remaining is not None
+    ]
+    remaining = min(balances, default=None)
+    return BatchResponse(
+        data=list(results),
+        succeeded=len(ok),
+        failed=len(results) - len(ok),
+        credits_used=sum((r.result.usage.credits or 0) for r in ok if r.result),
+        credits_remaining=remaining,
+    )
+
+
+@router.post(
+    "/alt-text/batch",
+    response_model=BatchResponse,
+    summary="Generate alt text for up to 50 images; per-item results, only successes charged",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _BATCH_SCHEMA}},
+        }
+    },
+)
+async def create_batch(
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    key = idempotency.validate_key(idempotency_key)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType("Send a batch as application/json.")
+    raw = await read_body(request, MAX_BATCH_BODY)
+    if key is None:
+        result = await _run_batch(services, principal, request, raw)
+        return JSONResponse(result.model_dump(mode="json"))
+    fingerprint = idempotency.request_fingerprint({"batch": True}, raw)
+    return await idempotent_call(
+        services,
+        principal.account_id,
+        key,
+        fingerprint,
+        request,
+        lambda: _run_batch(services, principal, request, raw),
+    )
