@@ -90,7 +90,7 @@ def to_response(
 
 
 def _check_status(principal: Principal) -> None:
-    if principal.account_status == "restricted":
+    if principal.restricted:
         raise AccountRestricted(
             "You restricted processing for this account (GDPR Art. 18). "
             "Lift the restriction to generate alt text again."

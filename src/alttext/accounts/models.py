@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alttext.db import Base, utcnow
@@ -16,8 +16,15 @@ class Account(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    # active | restricted (GDPR Art. 18) | suspended (payment dispute)
+    # active | unverified (sign-up not confirmed) | suspended (payment dispute) | erased
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # GDPR Art. 18: while set, no processing (403 account_restricted); independent of status.
+    restricted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    product_email_opt_in: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Derived from the credit ledger; changed only in the same transaction as a ledger entry.
     credits_balance: Mapped[int] = mapped_column(BigInteger, default=0)
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)

@@ -37,6 +37,7 @@ class Principal:
     account_status: str
     rate_limit_per_minute: int | None
     history_opt_in: bool = False
+    restricted: bool = False
 
 
 async def get_account_by_email(session: AsyncSession, email: str) -> Account | None:
@@ -137,7 +138,11 @@ async def authenticate(session: AsyncSession, secret: str) -> Principal:
     api_key, account = row
     # The index lookup already matched; compare again in constant time so the check does not
     # rest on the database's string comparison.
-    if not hmac.compare_digest(api_key.key_hash, digest) or api_key.revoked_at is not None:
+    if (
+        not hmac.compare_digest(api_key.key_hash, digest)
+        or api_key.revoked_at is not None
+        or account.status in ("unverified", "erased")
+    ):
         raise Unauthorized("The API key is not valid.")
     return Principal(
         account_id=account.id,
@@ -145,4 +150,5 @@ async def authenticate(session: AsyncSession, secret: str) -> Principal:
         account_status=account.status,
         rate_limit_per_minute=account.rate_limit_per_minute,
         history_opt_in=account.history_opt_in,
+        restricted=account.restricted_at is not None,
     )
