@@ -227,7 +227,7 @@ async def test_empty_upload(svc: Service, acct: Account) -> None:
     response = await svc.client.post(
         URL, headers=acct.headers, files={"image": ("empty.png", b"", "image/png")}
     )
-    await assert_problem(svc, acct, response, 400, "invalid_request", detail="empty")
+    await assert_problem(svc, acct, response, 400, "invalid_image", detail="empty")
 
 
 # -- fields ----------------------------------------------------------------------------------------

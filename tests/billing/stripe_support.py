@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from alttext.billing.models import CreditEntry, StripeEvent
-from tests.fakes.stripe import FakeStripe, run_fake_stripe
-
-
-@pytest.fixture(scope="session")
-def _fake_stripe_server() -> Iterator[FakeStripe]:
-    with run_fake_stripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_stripe(_fake_stripe_server: FakeStripe) -> FakeStripe:
-    _fake_stripe_server.reset()
-    return _fake_stripe_server
+from tests.fakes.stripe import FakeStripe
 
 
 def stripe_settings(fake: FakeStripe, **overrides: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -12,14 +13,24 @@ from sqlalchemy import select
 from alttext.accounts.models import Account
 from alttext.billing.checkout import format_price, price_pack
 from alttext.errors import InvalidRequest
-from tests.billing.stripe_support import (  # noqa: F401 - fixtures
-    _fake_stripe_server,
+from tests.billing.stripe_support import (
     checkout,
-    fake_stripe,
     sessions,
     stripe_settings,
 )
-from tests.fakes.stripe import FakeStripe, closed_port_url
+from tests.fakes.stripe import FakeStripe, closed_port_url, run_fake_stripe
+
+
+@pytest.fixture(scope="module")
+def stripe_server() -> Iterator[FakeStripe]:
+    with run_fake_stripe() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_stripe(stripe_server: FakeStripe) -> FakeStripe:
+    stripe_server.reset()
+    return stripe_server
 
 
 async def customer_id(svc: Any, account_id: str) -> str | None:
@@ -46,12 +57,18 @@ async def test_checkout_opens_a_stripe_session_for_a_credit_pack(
         session = fake_stripe.sessions[body["session_id"]]
         assert session["mode"] == "payment"
         assert session["client_reference_id"] == acct.id
-        assert session["metadata"] == {"account_id": acct.id, "credits": "166", "amount_usd": "5.00"}
+        assert session["metadata"] == {
+            "account_id": acct.id,
+            "credits": "166",
+            "amount_usd": "5.00",
+        }
         assert session["success_url"] == (
             "https://alttext.example/dashboard/billing?checkout=success"
             "&session_id={CHECKOUT_SESSION_ID}"
         )
-        assert session["cancel_url"] == "https://alttext.example/dashboard/billing?checkout=cancelled"
+        assert (
+            session["cancel_url"] == "https://alttext.example/dashboard/billing?checkout=cancelled"
+        )
         (item,) = fake_stripe.line_items(body["session_id"])
         assert item["quantity"] == "1"
         assert item["price_data"]["unit_amount"] == "500"
@@ -83,7 +100,9 @@ async def test_concurrent_first_checkouts_create_one_customer(
 ) -> None:
     async with service_factory(**stripe_settings(fake_stripe)) as svc:
         acct = await svc.create_account("rush@example.com", credits=0)
-        responses = await asyncio.gather(*(checkout(svc.client, acct.headers, 10) for _ in range(5)))
+        responses = await asyncio.gather(
+            *(checkout(svc.client, acct.headers, 10) for _ in range(5))
+        )
         assert [r.status_code for r in responses] == [200] * 5
         assert len(fake_stripe.customers) == 1
         assert len({r.json()["session_id"] for r in responses}) == 5  # no client key: 5 sessions
@@ -146,7 +165,9 @@ async def test_bad_amounts_are_422_and_never_reach_stripe(
 async def test_missing_body_and_auth(service_factory: Any, fake_stripe: FakeStripe) -> None:
     async with service_factory(**stripe_settings(fake_stripe)) as svc:
         acct = await svc.create_account("x@example.com", credits=0)
-        assert (await svc.client.post("/v1/billing/checkout", json={"amount_usd": 5})).status_code == 401
+        assert (
+            await svc.client.post("/v1/billing/checkout", json={"amount_usd": 5})
+        ).status_code == 401
         response = await svc.client.post("/v1/billing/checkout", json={}, headers=acct.headers)
         assert response.status_code == 422
     assert fake_stripe.requests == []
@@ -180,12 +201,15 @@ async def test_stripe_errors_are_503_and_a_passing_blip_is_retried(
         response = await checkout(svc.client, acct.headers, 5)
         assert response.status_code == 200, response.text
         keys = [r.idempotency_key for r in fake_stripe.requests if r.path == "/v1/customers"]
-        assert len(keys) == 3 and len(set(keys)) == 1  # one key per account, every attempt
+        assert len(keys) == 3  # the first failure, the retried 503, the success
+        assert len(set(keys)) == 1  # one key per account, every attempt
         assert len(fake_stripe.customers) == 1
 
 
 async def test_a_refused_stripe_key_is_503(service_factory: Any, fake_stripe: FakeStripe) -> None:
-    async with service_factory(**stripe_settings(fake_stripe, stripe_secret_key="sk_test_wrong")) as svc:
+    async with service_factory(
+        **stripe_settings(fake_stripe, stripe_secret_key="sk_test_wrong")
+    ) as svc:
         acct = await svc.create_account("key@example.com", credits=0)
         response = await checkout(svc.client, acct.headers, 5)
         assert response.status_code == 503

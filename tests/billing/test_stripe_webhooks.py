@@ -5,28 +5,40 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from alttext.billing.checkout import session_params
+from alttext.billing.checkout import price_pack, session_params
 from alttext.billing.ledger import book
 from alttext.billing.stripe_client import StripeGateway
 from alttext.billing.webhooks import process_pending
 from alttext.db import transaction, utcnow
-from tests.billing.stripe_support import (  # noqa: F401 - fixtures
-    _fake_stripe_server,
+from tests.billing.stripe_support import (
     balance,
     buy,
     deliver,
     entries,
-    fake_stripe,
     inbox,
     sessions,
     stripe_settings,
 )
-from tests.fakes.stripe import FakeStripe
+from tests.fakes.stripe import FakeStripe, run_fake_stripe
+
+
+@pytest.fixture(scope="module")
+def stripe_server() -> Iterator[FakeStripe]:
+    with run_fake_stripe() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_stripe(stripe_server: FakeStripe) -> FakeStripe:
+    stripe_server.reset()
+    return stripe_server
 
 
 async def use_credits(svc: Any, account_id: str, n: int) -> None:
@@ -55,7 +67,9 @@ async def test_checkout_then_signed_webhook_credits_the_account(
         assert await balance(svc, acct) == 166
 
         charge = fake_stripe.charge_for(paid["id"])
-        response = await deliver(svc.client, fake_stripe, fake_stripe.event("charge.succeeded", charge))
+        response = await deliver(
+            svc.client, fake_stripe, fake_stripe.event("charge.succeeded", charge)
+        )
         assert response.json()["state"] == "processed"
 
         txns = (await svc.client.get("/v1/billing/transactions", headers=acct.headers)).json()
@@ -73,7 +87,8 @@ async def test_checkout_then_signed_webhook_credits_the_account(
         stored = rows["checkout.session.completed"]
         assert stored.account_id == acct.id
         assert stored.state == "processed"
-        assert "Jenny" not in stored.payload and "customer_details" not in stored.payload
+        assert "Jenny" not in stored.payload
+        assert "customer_details" not in stored.payload
         assert "Jenny" not in rows["charge.succeeded"].payload
 
 
@@ -109,7 +124,10 @@ async def test_completed_and_async_succeeded_credit_one_payment_once(
         assert first.json()["state"] == "processed"
         assert await balance(svc, acct) == 0  # completed, but the bank debit is not through
         paid = fake_stripe.settle_async(session_id)
-        for event_type in ("checkout.session.async_payment_succeeded", "checkout.session.completed"):
+        for event_type in (
+            "checkout.session.async_payment_succeeded",
+            "checkout.session.completed",
+        ):
             await deliver(svc.client, fake_stripe, fake_stripe.event(event_type, paid))
         assert await balance(svc, acct) == 200
         assert [e.reference for e in await entries(svc, acct.id)] == [
@@ -184,11 +202,15 @@ async def test_a_full_refund_after_partial_use_never_goes_below_zero(
     async with service_factory(**stripe_settings(fake_stripe)) as svc:
         acct = await svc.create_account("refund@example.com", credits=0)
         paid = await buy(svc, fake_stripe, acct, 5)
-        await deliver(svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid))
+        await deliver(
+            svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid)
+        )
         await use_credits(svc, acct.id, 100)
         assert await balance(svc, acct) == 66
         charge = fake_stripe.refund(fake_stripe.charge_for(paid["id"])["id"])
-        response = await deliver(svc.client, fake_stripe, fake_stripe.event("charge.refunded", charge))
+        response = await deliver(
+            svc.client, fake_stripe, fake_stripe.event("charge.refunded", charge)
+        )
         assert response.json()["state"] == "processed"
         assert await balance(svc, acct) == 0
         refund = (await entries(svc, acct.id))[-1]
@@ -213,7 +235,9 @@ async def test_partial_refunds_remove_their_share_once_each(
     async with service_factory(**stripe_settings(fake_stripe)) as svc:
         acct = await svc.create_account("partial@example.com", credits=10)
         paid = await buy(svc, fake_stripe, acct, 6)  # 200 credits for 600 cents
-        await deliver(svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid))
+        await deliver(
+            svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid)
+        )
         charge_id = fake_stripe.charge_for(paid["id"])["id"]
         first = fake_stripe.refund(charge_id, 150)  # a quarter
         await deliver(svc.client, fake_stripe, fake_stripe.event("charge.refunded", first))
@@ -224,7 +248,9 @@ async def test_partial_refunds_remove_their_share_once_each(
         # The first refund's state delivered late changes nothing.
         await deliver(svc.client, fake_stripe, fake_stripe.event("charge.refunded", first))
         assert await balance(svc, acct) == 110
-        refunds = [(e.credits, e.amount_usd) for e in await entries(svc, acct.id) if e.kind == "refund"]
+        refunds = [
+            (e.credits, e.amount_usd) for e in await entries(svc, acct.id) if e.kind == "refund"
+        ]
         assert refunds == [(-50, -1.5), (-50, -1.5)]
 
 
@@ -276,14 +302,20 @@ async def test_a_dispute_suspends_the_account_and_is_recorded(
         paid = await buy(svc, fake_stripe, acct, 5)
         dispute = fake_stripe.dispute(fake_stripe.charge_for(paid["id"])["id"])
         # Delivered before the purchase: it waits, then applies.
-        early = await deliver(svc.client, fake_stripe, fake_stripe.event("charge.dispute.created", dispute))
+        early = await deliver(
+            svc.client, fake_stripe, fake_stripe.event("charge.dispute.created", dispute)
+        )
         assert early.json()["state"] == "pending"
-        await deliver(svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid))
+        await deliver(
+            svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid)
+        )
         account = (await svc.client.get("/v1/account", headers=acct.headers)).json()
         assert account["status"] == "suspended"
         assert account["credits_remaining"] == 166
         adjustment = [e for e in await entries(svc, acct.id) if e.kind == "adjustment"]
-        assert [(e.credits, e.reference) for e in adjustment] == [(0, f"stripe:dispute:{dispute['id']}")]
+        assert [(e.credits, e.reference) for e in adjustment] == [
+            (0, f"stripe:dispute:{dispute['id']}")
+        ]
         assert "disputed ($5.00, reason: fraudulent)" in (adjustment[0].note or "")
         refused = await svc.client.post(
             "/v1/billing/checkout", json={"amount_usd": 5}, headers=acct.headers
@@ -296,7 +328,9 @@ async def test_unknown_types_and_unknown_accounts_are_acknowledged(
 ) -> None:
     async with service_factory(**stripe_settings(fake_stripe)) as svc:
         response = await deliver(
-            svc.client, fake_stripe, fake_stripe.event("customer.created", {"id": "cus_1", "object": "customer"})
+            svc.client,
+            fake_stripe,
+            fake_stripe.event("customer.created", {"id": "cus_1", "object": "customer"}),
         )
         assert response.status_code == 200
         assert response.json()["state"] == "ignored"
@@ -306,18 +340,23 @@ async def test_unknown_types_and_unknown_accounts_are_acknowledged(
         paid["metadata"]["account_id"] = "acct_doesnotexist"
         paid["client_reference_id"] = "acct_doesnotexist"
         paid["customer"] = "cus_unknown"
-        response = await deliver(svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid))
+        response = await deliver(
+            svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid)
+        )
         assert response.status_code == 200
         assert response.json()["state"] == "unmatched"
         flagged = [r for r in await inbox(svc) if r.state == "unmatched"]
-        assert len(flagged) == 1 and flagged[0].account_id is None
+        assert len(flagged) == 1
+        assert flagged[0].account_id is None
         assert "no AltText account" in (flagged[0].detail or "")
         assert await balance(svc, acct) == 0
 
         # A session not opened by AltText (no credit count) is flagged, not guessed at.
         paid = await buy(svc, fake_stripe, acct, 5)
         paid["metadata"] = {}
-        response = await deliver(svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid))
+        response = await deliver(
+            svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid)
+        )
         assert response.json()["state"] == "unmatched"
         assert await balance(svc, acct) == 0
 
@@ -333,15 +372,15 @@ async def test_a_webhook_before_checkout_returned_still_credits(
             customer = await gateway.create_customer(
                 account_id=acct.id, email=acct.email, idempotency_key="k1"
             )
-            from alttext.billing.checkout import price_pack
-
-            pack = price_pack(5, price_per_image_usd=0.03, min_usd=5)  # type: ignore[arg-type]
+            pack = price_pack(Decimal(5), price_per_image_usd=0.03, min_usd=5)
             started = await gateway.create_checkout_session(
                 session_params(settings, account_id=acct.id, customer_id=customer, pack=pack),
                 idempotency_key="k2",
             )
         paid = fake_stripe.pay(started.id)
-        response = await deliver(svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid))
+        response = await deliver(
+            svc.client, fake_stripe, fake_stripe.event("checkout.session.completed", paid)
+        )
         assert response.json()["state"] == "processed"
         assert await balance(svc, acct) == 166
 
@@ -350,9 +389,17 @@ async def test_the_sweeper_gives_up_on_events_that_never_match(
     service_factory: Any, fake_stripe: FakeStripe
 ) -> None:
     async with service_factory(**stripe_settings(fake_stripe)) as svc:
-        orphan = {"id": "ch_orphan", "object": "charge", "amount": 500, "amount_refunded": 500,
-                  "payment_intent": "pi_never_booked", "receipt_url": None}
-        response = await deliver(svc.client, fake_stripe, fake_stripe.event("charge.refunded", orphan))
+        orphan = {
+            "id": "ch_orphan",
+            "object": "charge",
+            "amount": 500,
+            "amount_refunded": 500,
+            "payment_intent": "pi_never_booked",
+            "receipt_url": None,
+        }
+        response = await deliver(
+            svc.client, fake_stripe, fake_stripe.event("charge.refunded", orphan)
+        )
         assert response.json()["state"] == "pending"
         assert await process_pending(sessions(svc)) == 0  # still waiting
         later = utcnow() + timedelta(days=4)
@@ -369,7 +416,9 @@ async def test_transactions_are_paginated_newest_first(
         acct = await svc.create_account("pages@example.com", credits=5)
         for i in range(4):
             async with transaction(sessions(svc)) as session:
-                await book(session, account_id=acct.id, kind="grant", credits=i + 1, reference=f"g{i}")
+                await book(
+                    session, account_id=acct.id, kind="grant", credits=i + 1, reference=f"g{i}"
+                )
             await asyncio.sleep(0.002)  # distinct milliseconds: ids order by time
         seen: list[str] = []
         cursor = None
@@ -377,7 +426,11 @@ async def test_transactions_are_paginated_newest_first(
             params: dict[str, Any] = {"limit": 2}
             if cursor:
                 params["starting_after"] = cursor
-            page = (await svc.client.get("/v1/billing/transactions", params=params, headers=acct.headers)).json()
+            page = (
+                await svc.client.get(
+                    "/v1/billing/transactions", params=params, headers=acct.headers
+                )
+            ).json()
             seen += [t["id"] for t in page["data"]]
             if not page["has_more"]:
                 break
@@ -405,7 +458,9 @@ async def test_an_oversized_webhook_body_is_refused(
 ) -> None:
     async with service_factory(**stripe_settings(fake_stripe)) as svc:
         response = await svc.client.post(
-            "/webhooks/stripe", content=b"x" * (600 * 1024), headers={"Stripe-Signature": "t=1,v1=a"}
+            "/webhooks/stripe",
+            content=b"x" * (600 * 1024),
+            headers={"Stripe-Signature": "t=1,v1=a"},
         )
         assert response.status_code == 413
         assert await inbox(svc) == []

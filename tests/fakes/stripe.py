@@ -191,7 +191,9 @@ class FakeStripe:
             }
 
     @staticmethod
-    def event(event_type: str, obj: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:
+    def event(
+        event_type: str, obj: dict[str, Any], *, created: int | None = None
+    ) -> dict[str, Any]:
         return {
             "id": _id("evt"),
             "object": "event",
@@ -239,9 +241,7 @@ class FakeStripe:
             if request.method != "POST" or key is None:
                 with self._lock:
                     return JSONResponse(action(params))
-            fingerprint = hashlib.sha256(
-                json.dumps(params, sort_keys=True).encode()
-            ).hexdigest()
+            fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
             with self._lock:  # no await inside: one request at a time per key
                 replay = self._replays.get((path, key))
                 if replay is not None:
@@ -364,7 +364,10 @@ class FakeStripe:
         def get(_params: dict[str, Any]) -> dict[str, Any]:
             if session_id not in self.sessions:
                 raise StripeFailure(
-                    404, "invalid_request_error", "No such checkout session", code="resource_missing"
+                    404,
+                    "invalid_request_error",
+                    "No such checkout session",
+                    code="resource_missing",
                 )
             return self._public(self.sessions[session_id])
 

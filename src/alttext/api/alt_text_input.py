@@ -12,7 +12,7 @@ from starlette.requests import Request
 from alttext.api.body import read_body, read_multipart
 from alttext.api.image_input import decode_image_field
 from alttext.api.schemas import AltTextRequest
-from alttext.errors import InvalidRequest, UnsupportedMediaType
+from alttext.errors import InvalidImage, InvalidRequest, UnsupportedMediaType
 
 _LIST_FIELDS = ("language", "keywords")
 # Base64 is 4/3 of the bytes; leave room for the other fields.
@@ -96,6 +96,6 @@ async def parse_alt_text_request(request: Request, max_image_bytes: int) -> Pars
         except ValidationError as exc:
             raise validation_problem(exc) from None
         if upload is not None and not upload.data:
-            raise InvalidRequest("The uploaded file is empty.", status=400)
+            raise InvalidImage("The uploaded file is empty.")
         return ParsedRequest(options=options, image=upload.data if upload else None)
     raise UnsupportedMediaType("Send the request as application/json or multipart/form-data.")

@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -154,24 +155,36 @@ async def _note_failure(
         log.warning("could not record the failure", extra={"event_id": event_id})
 
 
+def _order_key(row: StripeEvent) -> tuple[datetime, int, datetime]:
+    """Stripe's order: creation time (whole seconds), then, for refunds of one charge, the
+    cumulative amount refunded, which only grows; so waiting refunds apply oldest first."""
+    refunded = 0
+    if row.type == "charge.refunded":
+        obj = json.loads(row.payload)["data"]["object"]
+        refunded = obj.get("amount_refunded") if isinstance(obj.get("amount_refunded"), int) else 0
+    created = _aware(row.stripe_created_at or row.received_at)
+    return (created, refunded, _aware(row.received_at))
+
+
+async def _pending_ids(
+    sessions: async_sessionmaker[AsyncSession], *conditions: Any, limit: int | None = None
+) -> list[str]:
+    async with sessions() as session:
+        query = (
+            select(StripeEvent)
+            .where(StripeEvent.state == "pending", *conditions)
+            .order_by(StripeEvent.received_at)
+            .limit(limit)
+        )
+        rows = list((await session.execute(query)).scalars())
+    return [row.id for row in sorted(rows, key=_order_key)]
+
+
 async def _process_waiting(
     sessions: async_sessionmaker[AsyncSession], key: str, *, exclude: str, now: datetime
 ) -> None:
     """Events that arrived before their purchase (refund, receipt, dispute), in Stripe order."""
-    async with sessions() as session:
-        ids = list(
-            (
-                await session.execute(
-                    select(StripeEvent.id)
-                    .where(
-                        StripeEvent.payment_key == key,
-                        StripeEvent.state == "pending",
-                        StripeEvent.id != exclude,
-                    )
-                    .order_by(StripeEvent.stripe_created_at, StripeEvent.received_at)
-                )
-            ).scalars()
-        )
+    ids = await _pending_ids(sessions, StripeEvent.payment_key == key, StripeEvent.id != exclude)
     for event_id in ids:
         await process_event(sessions, event_id, now=now)
 
@@ -180,17 +193,7 @@ async def process_pending(
     sessions: async_sessionmaker[AsyncSession], *, batch: int = 200, now: datetime | None = None
 ) -> int:
     """Retry pending events (the periodic sweeper). Returns how many left ``pending``."""
-    async with sessions() as session:
-        ids = list(
-            (
-                await session.execute(
-                    select(StripeEvent.id)
-                    .where(StripeEvent.state == "pending")
-                    .order_by(StripeEvent.stripe_created_at, StripeEvent.received_at)
-                    .limit(batch)
-                )
-            ).scalars()
-        )
+    ids = await _pending_ids(sessions, limit=batch)
     done = 0
     for event_id in ids:
         if await process_event(sessions, event_id, now=now) != "pending":
