@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alttext.config import Settings
 from alttext.db import create_engine, session_factory, transaction
 from alttext.describe.errors import AppError
-from alttext.describe.types import ROLES, DescribeOptions
+from alttext.describe.types import ROLES
 
 app = typer.Typer(help="AltText API: alt text for images.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -126,6 +126,7 @@ def describe(
     """Alt text for local files or URLs, without a server (same engine, same rules)."""
     from alttext.api.schemas import AltTextOptions
     from alttext.describe.fetch import fetch_image
+    from alttext.generation import describe_options
     from alttext.runtime import open_runtime
 
     if role not in ROLES:
@@ -140,12 +141,7 @@ def describe(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    options = DescribeOptions(
-        role=checked.role,
-        context=checked.context,
-        languages=checked.languages,
-        max_length=checked.max_length,
-    )
+    options = describe_options(checked)
     targets = _collect_inputs(inputs)
     settings = _settings()
     failures = 0

@@ -17,7 +17,14 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts.service import Principal
-from alttext.api.schemas import AltTextRequest, AltTextResponse, ImageOut, TimingOut, UsageOut
+from alttext.api.schemas import (
+    AltTextOptions,
+    AltTextRequest,
+    AltTextResponse,
+    ImageOut,
+    TimingOut,
+    UsageOut,
+)
 from alttext.billing import credits
 from alttext.db import transaction
 from alttext.describe.errors import AppError
@@ -35,7 +42,7 @@ class AccountRestricted(Forbidden):
     title = "Processing is restricted for this account"
 
 
-def describe_options(req: AltTextRequest) -> DescribeOptions:
+def describe_options(req: AltTextOptions) -> DescribeOptions:
     return DescribeOptions(
         role=req.role,
         context=req.context,

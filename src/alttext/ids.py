@@ -8,15 +8,17 @@ import time
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
 
-def _b32(value: int, length: int) -> str:
+def encode(value: int, alphabet: str, length: int) -> str:
+    """``value`` in base ``len(alphabet)``, left-padded to ``length`` digits (high digits cut)."""
+    base = len(alphabet)
     out = []
     for _ in range(length):
-        value, rem = divmod(value, 32)
-        out.append(_ALPHABET[rem])
+        value, rem = divmod(value, base)
+        out.append(alphabet[rem])
     return "".join(reversed(out))
 
 
 def new_id(prefix: str) -> str:
     """``prefix_`` + 10 chars of milliseconds + 16 random chars (80 bits): sortable, unguessable."""
     millis = int(time.time() * 1000)
-    return f"{prefix}_{_b32(millis, 10)}{_b32(secrets.randbits(80), 16)}"
+    return f"{prefix}_{encode(millis, _ALPHABET, 10)}{encode(secrets.randbits(80), _ALPHABET, 16)}"

@@ -13,6 +13,8 @@ import hmac
 import secrets
 import zlib
 
+from alttext.ids import encode
+
 KEY_PREFIX = "at_live_"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _RANDOM_CHARS = 32
@@ -22,11 +24,7 @@ DISPLAY_CHARS = len(KEY_PREFIX) + 4
 
 
 def _base62(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        value, rem = divmod(value, 62)
-        out.append(_BASE62[rem])
-    return "".join(reversed(out))
+    return encode(value, _BASE62, length)
 
 
 def _checksum(body: str) -> str:
