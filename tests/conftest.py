@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -34,25 +35,39 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_migrated() -> str:
+def postgres_migrated() -> Iterator[str]:
+    """A database of this test run's own on the PostgreSQL server, migrated once.
+
+    Concurrent test runs (developers, CI) on one server never see each other's rows.
+    """
     assert PG_URL is not None
     import asyncio
 
-    async def reset() -> None:
-        engine = create_engine(PG_URL)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
+    from sqlalchemy.engine import make_url
+
+    base = make_url(PG_URL)
+    name = f"alttext_test_{uuid.uuid4().hex[:12]}"
+    url = base.set(database=name).render_as_string(hide_password=False)
+
+    async def admin(statement: str) -> None:
+        engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
         await engine.dispose()
 
-    def migrate() -> None:
-        asyncio.run(reset())
-        upgrade(PG_URL)
+    def create() -> None:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        upgrade(url)
+
+    def drop() -> None:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
     # Requested from inside a running event loop: Alembic's own asyncio.run needs a thread.
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(migrate).result()
-    return PG_URL
+        pool.submit(create).result()
+    yield url
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(drop).result()
 
 
 async def _truncate_postgres(url: str) -> None:

@@ -209,6 +209,57 @@ def accounts_create(
     typer.echo(f"{account.id}\t{account.email}\t{account.credits_balance} credits")
 
 
+@accounts_app.command("export")
+def accounts_export(email: str) -> None:
+    """Everything held about an account, as JSON on stdout (GDPR Art. 15 and 20)."""
+    from alttext.accounts.service import require_account_by_email
+    from alttext.privacy.audit import record
+    from alttext.privacy.export import export_account
+
+    async def run(session: AsyncSession) -> dict[str, Any]:
+        account = await require_account_by_email(session, email)
+        await record(session, account.id, "export", actor="admin")
+        return await export_account(session, account.id)
+
+    typer.echo(json.dumps(_in_transaction(run), ensure_ascii=False, indent=2))
+
+
+@accounts_app.command("erase")
+def accounts_erase(
+    email: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Erase an account (GDPR Art. 17): keys, personal data and the Stripe customer go; only
+    the accounting records the law requires stay, under an anonymous id."""
+    from alttext.accounts.service import require_account_by_email
+    from alttext.privacy.erasure import erase_account
+
+    if not yes:
+        err.print("[red]Erasure cannot be undone; add --yes to confirm.[/red]")
+        raise typer.Exit(2)
+    settings = _settings()
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings.database_url)
+        try:
+            sessions = session_factory(engine)
+            async with sessions() as session:
+                account = await require_account_by_email(session, email)
+            summary = await erase_account(
+                sessions, settings, account.id, confirm=account.email, actor="admin"
+            )
+            return summary.kept
+        finally:
+            await engine.dispose()
+
+    try:
+        kept = asyncio.run(run())
+    except AppError as exc:
+        err.print(f"[red]{exc.title}:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps({"erased": True, "kept": kept}))
+
+
 @keys_app.command("create")
 def keys_create(email: str, name: Annotated[str | None, typer.Option()] = None) -> None:
     """Create an API key; the secret is printed alone on the last line, once."""
@@ -311,6 +362,29 @@ def db_upgrade() -> None:
 
     upgrade(_settings().database_url)
     typer.echo("Database is up to date.")
+
+
+@app.command()
+def purge(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Apply the retention policy now (the API also runs it daily)."""
+    from alttext.privacy.retention import PurgeReport
+    from alttext.privacy.retention import purge as run_purge
+
+    settings = _settings()
+
+    async def run() -> PurgeReport:
+        engine = create_engine(settings.database_url)
+        try:
+            return await run_purge(session_factory(engine), settings)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+        return
+    for name, removed in report.as_dict().items():
+        typer.echo(f"{name.replace('_', ' ')}: {removed}")
 
 
 @app.command("dev-key", hidden=True)

@@ -41,6 +41,7 @@ def configure_logging(level: str = "INFO") -> None:
     handler._alttext = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # Libraries that log request lines or URLs at INFO: keep them quiet.
-    for name in ("httpx", "httpcore", "uvicorn.access", "RapidOCR", "rapidocr"):
+    # Libraries that log request lines or URLs at INFO, or (aiosqlite) every SQL statement with
+    # its parameters at DEBUG (alt text, e-mail addresses): keep them quiet.
+    for name in ("httpx", "httpcore", "uvicorn.access", "RapidOCR", "rapidocr", "aiosqlite"):
         logging.getLogger(name).setLevel(logging.WARNING)

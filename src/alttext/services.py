@@ -10,6 +10,7 @@ from starlette.requests import Request
 from alttext.accounts.last_used import LastUsedRecorder
 from alttext.config import Settings
 from alttext.inflight import InflightBudget
+from alttext.mail import Mailer
 from alttext.runtime import Runtime
 from alttext.usage.limits import Limiter
 
@@ -23,6 +24,7 @@ class Services:
     inflight: InflightBudget
     limiter: Limiter
     last_used: LastUsedRecorder
+    mailer: Mailer
 
 
 def get_services(request: Request) -> Services:

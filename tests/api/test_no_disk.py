@@ -11,24 +11,24 @@ Three independent witnesses watch each request:
 * ``tempfile.gettempdir()`` (redirected, with ``TMPDIR``, to a private folder so other processes
   on the machine cannot disturb it), listed before and after.
 
-SQLite writes through C, below the audit hook, so the only files allowed to be written are the
-test database and its ``-wal``/``-shm``/``-journal`` siblings; their bytes, and every row of
-every table (so PostgreSQL is covered too), are then searched for a random marker embedded in
-the image (a PNG ``tEXt`` chunk, a JPEG ``COM`` segment), for a 4 KB run of the raw file and for
-a 4 KB run of its base64. A control test runs Starlette's own form parser under the same
+The witnesses live in ``tests/privacy/nostorage.py`` (shared with the privacy suite, which
+covers every way an image arrives and every outcome). SQLite writes through C, below the audit
+hook, so the only files allowed to be written are the test database and its
+``-wal``/``-shm``/``-journal`` siblings; their bytes, and every row of every table (so
+PostgreSQL is covered too), are then searched for a random marker embedded in the image (a PNG
+``tEXt`` chunk, a JPEG ``COM`` segment), for a 4 KB run of the raw file and for a 4 KB run of
+its base64. A control test runs Starlette's own form parser under the same
 witnesses to show they do catch a spool to disk.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import os
-import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ import httpx
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from sqlalchemy import inspect, text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -44,144 +43,20 @@ from starlette.routing import Route
 
 from tests.conftest import Account, Service
 from tests.fakes.openrouter import FakeOpenRouter, Status, run_fake_openrouter
+from tests.privacy import nostorage
+from tests.privacy.nostorage import Upload, Witness, allowed_writes, recording
 
 URL = "/v1/alt-text"
 CREDITS = 100
 SIZE = 5_000_000
 
-# -- the audit hook --------------------------------------------------------------------------------
-
-_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-_PATH_EVENTS = {
-    # event -> index of the argument naming the file written or created
-    "tempfile.mkstemp": 0,
-    "tempfile.mkdtemp": 0,
-    "os.rename": 1,
-    "os.link": 1,
-    "os.symlink": 1,
-    "os.truncate": 0,
-    "os.mkdir": 0,
-    "shutil.copyfile": 1,
-    "shutil.copytree": 1,
-    "shutil.move": 1,
-    "shutil.make_archive": 0,
-}
-_recording: list[tuple[str, str]] | None = None
-_hook_installed = False
-
-
-def _writes(mode: object, flags: object) -> bool:
-    if isinstance(mode, str) and any(c in mode for c in "wax+"):
-        return True
-    if isinstance(flags, int):
-        if flags & _WRITE_FLAGS:
-            return True
-        # O_TMPFILE contains O_DIRECTORY's bit: only the whole value means "temporary file".
-        return bool(_O_TMPFILE) and flags & _O_TMPFILE == _O_TMPFILE
-    return False
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    sink = _recording
-    if sink is None:
-        return
-    try:
-        if event == "open":
-            path, mode, flags = ((*tuple(args), None, None, None))[:3]
-            if _writes(mode, flags):
-                sink.append(
-                    (event, os.fsdecode(path) if isinstance(path, str | bytes) else repr(path))
-                )
-        elif event in _PATH_EVENTS:
-            target = args[_PATH_EVENTS[event]]
-            sink.append(
-                (event, os.fsdecode(target) if isinstance(target, str | bytes) else repr(target))
-            )
-    except Exception:  # an audit hook must never break the code it watches
-        sink.append((event, "<unparsed>"))
-
-
-def _install_hook() -> None:
-    global _hook_installed
-    if not _hook_installed:  # audit hooks cannot be removed: one per process, inert by default
-        sys.addaudithook(_audit)
-        _hook_installed = True
-
-
-@dataclass
-class Witness:
-    writes: list[tuple[str, str]] = field(default_factory=list)
-    spooled: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def recording(witness: Witness) -> Iterator[None]:
-    global _recording
-    _install_hook()
-    _recording = witness.writes
-    try:
-        yield
-    finally:
-        _recording = None
-
 
 @pytest.fixture
 def witness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Witness:
-    """Spy on SpooledTemporaryFile everywhere and give the process a private temp folder."""
-    found = Witness()
-    original = tempfile.SpooledTemporaryFile
-
-    class SpyingSpooledTemporaryFile(original):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            found.spooled.append(f"SpooledTemporaryFile(max_size={kwargs.get('max_size')})")
-            super().__init__(*args, **kwargs)
-
-    for module in list(sys.modules.values()):
-        if getattr(module, "SpooledTemporaryFile", None) is original:
-            monkeypatch.setattr(module, "SpooledTemporaryFile", SpyingSpooledTemporaryFile)
-    private = tmp_path / "tmp"
-    private.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(private))
-    monkeypatch.setenv("TMPDIR", str(private))
-    return found
-
-
-def allowed_writes(database_url: str) -> Callable[[str], bool]:
-    """The SQLite database and its siblings; bytecode caches (never image data)."""
-    prefix = "sqlite+aiosqlite:///"
-    db = database_url[len(prefix) :] if database_url.startswith(prefix) else None
-    names = {f"{db}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")} if db else set()
-
-    def allowed(path: str) -> bool:
-        return path in names or f"{os.sep}__pycache__{os.sep}" in path or path == os.devnull
-
-    return allowed
+    return nostorage.make_witness(monkeypatch, tmp_path)
 
 
 # -- images with a marker --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Upload:
-    name: str
-    data: bytes
-    marker: bytes
-
-    @property
-    def b64(self) -> str:
-        return base64.b64encode(self.data).decode("ascii")
-
-    def needles(self) -> dict[str, bytes]:
-        """Byte strings that must appear nowhere we store anything."""
-        middle = len(self.data) // 2
-        b64 = self.b64
-        return {
-            "marker": self.marker,
-            "marker-hex": self.marker.hex().encode(),
-            "raw-4k": self.data[middle : middle + 4096],
-            "base64-4k": b64[len(b64) // 2 : len(b64) // 2 + 4096].encode(),
-        }
 
 
 def _noise(side: int) -> Image.Image:
@@ -276,43 +151,9 @@ async def post_watched(setup: Setup, witness: Witness, **kwargs: Any) -> httpx.R
     return response
 
 
-async def stored_bytes(setup: Setup) -> dict[str, bytes]:
-    """Every row of every table, and for SQLite the database files themselves."""
-    found: dict[str, bytes] = {}
-    sessions = setup.service.app.state.services.sessions
-    async with sessions() as session:
-        conn = await session.connection()
-        tables: list[str] = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-        for table in tables:
-            rows = (await conn.execute(text(f'SELECT * FROM "{table}"'))).all()
-            parts: list[bytes] = []
-            for row in rows:
-                for value in row:
-                    if isinstance(value, bytes | bytearray | memoryview):
-                        parts.append(bytes(value))
-                    elif value is not None:
-                        parts.append(str(value).encode("utf-8", "surrogatepass"))
-            found[f"table {table}"] = b"\x00".join(parts)
-    prefix = "sqlite+aiosqlite:///"
-    if setup.database_url.startswith(prefix):
-        db = Path(setup.database_url[len(prefix) :])
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            path = Path(f"{db}{suffix}")
-            if path.exists():
-                found[f"file {path.name}"] = path.read_bytes()
-        assert f"file {db.name}" in found
-    assert any(name.startswith("table ") for name in found)
-    return found
-
-
 async def assert_not_stored(setup: Setup, *uploads: Upload) -> None:
-    stored = await stored_bytes(setup)
-    # Control: the scan reads real content (the account's e-mail is stored in plain text).
-    assert any(setup.account.email.encode() in data for data in stored.values())
-    for upload in uploads:
-        for needle_name, needle in upload.needles().items():
-            for where, data in stored.items():
-                assert needle not in data, f"{upload.name} {needle_name} found in {where}"
+    sessions = setup.service.app.state.services.sessions
+    await nostorage.assert_not_stored(sessions, setup.database_url, setup.account.email, *uploads)
 
 
 async def balance(setup: Setup) -> int:

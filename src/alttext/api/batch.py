@@ -116,12 +116,21 @@ async def _run_batch(
 ) -> BatchResponse:
     items, defaults = _parse_batch(raw)
     gate = asyncio.Semaphore(BATCH_CONCURRENCY)
-    results = await asyncio.gather(
-        *(
+    tasks = [
+        asyncio.ensure_future(
             _run_item(services, principal, request, item_id, {**defaults, **fields}, gate)
-            for item_id, fields in items
         )
-    )
+        for item_id, fields in items
+    ]
+    try:
+        results = await asyncio.gather(*tasks)
+    except BaseException:
+        # An unexpected error in one item (the batch answers 500) must not leave the others
+        # running unseen: cancel them and wait, so each releases its credit before we answer.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     ok = [r for r in results if r.result is not None]
     balances = [
         r.result.credits_remaining

@@ -1,0 +1,265 @@
+"""What the service stores, table by table and column by column, and the cookies it sets.
+
+The /privacy page is rendered from this, and tests/privacy/test_policy.py checks it against
+the real models in both directions: a new column without a description here fails the build,
+and so does a description of a column that no longer exists. So the published list of stored
+fields cannot drift from the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from alttext.idempotency import KEEP_FOR as IDEMPOTENCY_KEEP
+from alttext.privacy.retention import (
+    EMAIL_TOKEN_KEEP,
+    RESERVATION_KEEP,
+    STRIPE_INBOX_KEEP,
+    UNVERIFIED_SIGNUP_TTL,
+)
+
+_WHILE_ACCOUNT = "While the account exists; deleted when it is erased."
+_LAW = "for as long as commercial and tax law requires (up to 10 years)"
+
+
+@dataclass(frozen=True)
+class TableDoc:
+    title: str
+    purpose: str
+    retention: str
+    columns: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Cookie:
+    name: str
+    purpose: str
+    lifetime: str
+
+
+# Essential only: no analytics, advertising or third-party cookies. The API itself sets none;
+# these two exist only once you sign in to the dashboard.
+COOKIES = (
+    Cookie(
+        "alttext_session",
+        "Keeps you signed in to the dashboard (a signed session identifier, nothing else).",
+        "Until you sign out or the session expires.",
+    ),
+    Cookie(
+        "alttext_csrf",
+        "Protects the dashboard's forms against cross-site request forgery.",
+        "The same as the session.",
+    ),
+)
+
+
+def _hours(seconds: float) -> int:
+    return int(seconds // 3600)
+
+
+def data_inventory(retention_days: int) -> dict[str, TableDoc]:
+    """Every table and column the service stores, in the order the policy page shows them."""
+    return {
+        "accounts": TableDoc(
+            "Accounts",
+            "Who you are to us: to sign you in, bill you and honour your choices.",
+            "While the account exists; an unconfirmed sign-up is deleted after "
+            f"{_hours(UNVERIFIED_SIGNUP_TTL.total_seconds())} hours. On erasure the row is "
+            "replaced by an anonymous identity (no address, no name) that holds only the "
+            f"accounting records below, {_LAW}.",
+            {
+                "id": "Random account identifier.",
+                "email": "Your e-mail address: sign-in, receipts, and notices about the account.",
+                "name": "Your name, if you gave one (optional).",
+                "status": "active, unverified (sign-up not confirmed), suspended or erased.",
+                "restricted_at": "When you restricted processing (GDPR Art. 18), if you did.",
+                "email_verified_at": "When you confirmed your address.",
+                "product_email_opt_in": "Whether you want product e-mail (off unless you opt in).",
+                "erased_at": "When the account was erased (anonymised accounting identity only).",
+                "credits_balance": "Credits left (the sum of the credit ledger).",
+                "rate_limit_per_minute": "A custom request limit, if one was agreed.",
+                "history_opt_in": "Whether you opted into keeping alt text history (off by "
+                "default).",
+                "created_at": "When the account was created.",
+                "stripe_customer_id": "Your customer id at Stripe, after your first purchase.",
+            },
+        ),
+        "api_keys": TableDoc(
+            "API keys",
+            "To authenticate your requests. The secret itself is never stored, only its hash.",
+            "While the account exists; a revoked key's metadata stays until erasure.",
+            {
+                "id": "Random key identifier.",
+                "account_id": "The account the key belongs to.",
+                "name": "The label you gave the key.",
+                "prefix": "The first characters of the key, so you can recognise it.",
+                "key_hash": "A one-way hash of the secret, to check a presented key.",
+                "created_at": "When the key was created.",
+                "last_used_at": "When the key was last used.",
+                "revoked_at": "When the key was revoked, if it was.",
+            },
+        ),
+        "consents": TableDoc(
+            "Consents",
+            "Proof of what you agreed to and when: terms, privacy policy, 18+ confirmation, "
+            "and your opt-ins.",
+            _WHILE_ACCOUNT,
+            {
+                "id": "Random identifier.",
+                "account_id": "The account that decided.",
+                "kind": "terms, privacy, age_18, product_email or history.",
+                "version": "The version of the terms or policy accepted.",
+                "granted": "Whether it was given or withdrawn.",
+                "source": "Where it was given: sign-up, API, dashboard or by us on request.",
+                "created_at": "When.",
+            },
+        ),
+        "email_tokens": TableDoc(
+            "E-mail confirmation links",
+            "One-time links that confirm a sign-up or a new address.",
+            f"{EMAIL_TOKEN_KEEP.days} days after the link is used or expires.",
+            {
+                "id": "Random identifier.",
+                "account_id": "The account the link is for.",
+                "purpose": "verify_signup or change_email.",
+                "email": "The address the link was sent to.",
+                "token_hash": "A one-way hash of the link's secret (the secret is not stored).",
+                "created_at": "When it was sent.",
+                "expires_at": "When it stops working.",
+                "used_at": "When it was used.",
+            },
+        ),
+        "usage_events": TableDoc(
+            "Usage events",
+            "One row per alt text request, for billing and your usage page. Never the image.",
+            f"{retention_days} days, then added to anonymous monthly totals and deleted.",
+            {
+                "id": "The request id.",
+                "account_id": "The account charged.",
+                "key_id": "The API key used.",
+                "created_at": "When.",
+                "status": "succeeded or failed.",
+                "error_code": "Why it failed, as a code.",
+                "model": "The model that answered.",
+                "input_tokens": "Tokens sent to the model.",
+                "output_tokens": "Tokens the model returned.",
+                "upstream_cost_usd": "What the model provider charged us.",
+                "credits": "Credits charged (failures are free).",
+                "latency_ms": "How long it took.",
+                "image_format": "The image's format (jpeg, png, …).",
+                "image_width": "The image's width in pixels.",
+                "image_height": "The image's height in pixels.",
+                "alt_text": "The alt text written, only if you opted into history.",
+                "image_url": "The image's URL, only if you opted into history.",
+            },
+        ),
+        "usage_rollups": TableDoc(
+            "Anonymous monthly totals",
+            "Usage statistics per month and model, for our own accounting and capacity "
+            "planning. They name no account, key or person.",
+            "Kept.",
+            {
+                "id": "Row number.",
+                "month": "The month (UTC), YYYY-MM.",
+                "model": "The model (empty when none answered).",
+                "requests": "Number of requests.",
+                "succeeded": "Number that succeeded.",
+                "failed": "Number that failed.",
+                "credits": "Credits charged in total.",
+                "input_tokens": "Tokens sent to models in total.",
+                "output_tokens": "Tokens returned in total.",
+                "upstream_cost_usd": "What model providers charged in total.",
+            },
+        ),
+        "credit_entries": TableDoc(
+            "Credit ledger",
+            "Every credit added or spent: purchases, grants, usage, refunds.",
+            "While the account exists. On erasure, only purchases, refunds and adjustments "
+            f"are kept, under the anonymous identity and without the receipt link, {_LAW}; "
+            "the rest is deleted.",
+            {
+                "id": "Entry number.",
+                "account_id": "The account.",
+                "kind": "grant, purchase, usage, release, refund or adjustment.",
+                "credits": "Credits added (+) or spent (−).",
+                "reference": "What was booked (request id or Stripe payment id), once only.",
+                "amount_usd": "The amount paid or refunded.",
+                "note": "A note written by the service or an administrator.",
+                "created_at": "When.",
+                "receipt_url": "Stripe's receipt page for a purchase or refund.",
+            },
+        ),
+        "credit_reservations": TableDoc(
+            "Credit reservations",
+            "A credit held while a request runs, so a crash can never lose or double-charge it.",
+            f"{RESERVATION_KEEP.days} days after it is settled or released.",
+            {
+                "id": "The request id.",
+                "account_id": "The account.",
+                "credits": "Credits held.",
+                "state": "held, settled or released.",
+                "created_at": "When.",
+                "expires_at": "When an unfinished hold is given back.",
+            },
+        ),
+        "stripe_events": TableDoc(
+            "Payment notifications",
+            "Stripe's notifications about payments, so each is booked exactly once. Only the "
+            "fields needed to book it: no card details, no billing address.",
+            f"{STRIPE_INBOX_KEEP.days} days after processing; those that need a person's "
+            "attention until resolved.",
+            {
+                "id": "Stripe's event id.",
+                "type": "The kind of event (for example checkout.session.completed).",
+                "state": "pending, processed, ignored or unmatched.",
+                "account_id": "The account it concerns.",
+                "payment_key": "Stripe's payment id.",
+                "payload": "The fields needed to book it (ids, amounts, currency).",
+                "detail": "What processing concluded.",
+                "attempts": "How often processing was tried.",
+                "livemode": "Real payment or test.",
+                "stripe_created_at": "When Stripe created it.",
+                "received_at": "When we received it.",
+                "processed_at": "When we booked it.",
+            },
+        ),
+        "idempotency_records": TableDoc(
+            "Idempotency records",
+            "When a request carries an Idempotency-Key, its response (including the alt "
+            "text) so a retry gets the same answer and is never charged twice.",
+            f"{_hours(IDEMPOTENCY_KEEP.total_seconds())} hours.",
+            {
+                "account_id": "The account.",
+                "key": "The Idempotency-Key you sent.",
+                "request_hash": "A one-way hash of the request's options and image, to recognise "
+                "a retry (the image cannot be recovered from it).",
+                "state": "in_progress or done.",
+                "status_code": "The HTTP status of the response.",
+                "response_body": "The response, to replay it.",
+                "created_at": "When.",
+                "locked_until": "How long the first request may still be running.",
+                "expires_at": "When it is deleted.",
+            },
+        ),
+        "audit_events": TableDoc(
+            "Audit trail",
+            "Which privacy right was exercised or which account change happened, when and by "
+            "whom (you, an administrator, or the system, e.g. an expired sign-up after "
+            f"{_hours(UNVERIFIED_SIGNUP_TTL.total_seconds())} hours). Ids and field names only, "
+            "never content.",
+            "3 years: the proof that each request was honoured (kept under an anonymous id "
+            "after erasure).",
+            {
+                "id": "Random identifier.",
+                "account_id": "The account (an anonymous id after erasure).",
+                "actor": "account, admin or system.",
+                "action": "What happened (for example export, erase, restrict).",
+                "detail": "Ids, counts and field names; never content.",
+                "created_at": "When.",
+            },
+        ),
+    }
+
+
+__all__ = ["COOKIES", "Cookie", "TableDoc", "data_inventory"]

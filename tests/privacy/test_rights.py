@@ -1,0 +1,254 @@
+"""Access/portability (export checked against the database), rectification with a confirmed
+address change, objection opt-outs, restriction, and the audit trail of each."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from alttext.accounts.models import Account
+from alttext.billing.models import StripeEvent
+from alttext.db import transaction
+from alttext.models_registry import metadata
+from alttext.privacy.models import Consent
+from tests.privacy.rights_support import RightsService, rights_service
+
+
+@pytest.fixture
+async def rs(service_factory: Callable[..., Any]) -> AsyncIterator[RightsService]:
+    async with rights_service(service_factory) as r:
+        yield r
+
+
+def png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def _use(rs: RightsService, headers: dict[str, str]) -> None:
+    """Leave rows in every table: usage, reservations, idempotency, keys, consents, events."""
+    ok = await rs.client.post(
+        "/v1/alt-text",
+        headers={**headers, "Idempotency-Key": "k-1"},
+        files={"image": ("a.png", png())},
+    )
+    assert ok.status_code == 200, ok.text
+    bad = await rs.client.post("/v1/alt-text", headers=headers, files={"image": ("a.png", b"x")})
+    assert bad.status_code in (400, 415)
+    assert (await rs.client.post("/v1/keys", headers=headers, json={"name": "ci"})).is_success
+    patched = await rs.client.patch("/v1/account", headers=headers, json={"history": True})
+    assert patched.status_code == 200
+
+
+async def test_export_holds_every_row_about_the_account(rs: RightsService) -> None:
+    account_id, headers, _ = await rs.open_account("me@example.com")
+    other_id, other_headers, _ = await rs.open_account("other@example.com")
+    await _use(rs, headers)
+    await _use(rs, other_headers)
+    async with transaction(rs.sessions) as session:
+        session.add(
+            StripeEvent(
+                id="evt_export",
+                type="checkout.session.completed",
+                state="processed",
+                account_id=account_id,
+                payload=json.dumps({"data": {"object": {"metadata": {"account_id": account_id}}}}),
+            )
+        )
+
+    r = await rs.client.get("/v1/account/export", headers=headers)
+    assert r.status_code == 200
+    assert r.headers["content-disposition"] == (
+        f'attachment; filename="alttext-export-{account_id}.json"'
+    )
+    doc = r.json()
+    assert doc["format_version"] == 1
+    assert doc["generated_at"].endswith("Z")
+    assert doc["account"]["id"] == account_id
+    assert doc["account"]["email"] == "me@example.com"
+
+    checked = []
+    async with rs.sessions() as session:
+        for table in metadata().sorted_tables:
+            if "account_id" not in table.c:
+                continue
+            pk = [c.name for c in table.primary_key]
+            rows = await session.execute(select(table).where(table.c.account_id == account_id))
+            in_db = {tuple(str(v) for v in (row._mapping[c] for c in pk)) for row in rows}
+            assert table.name in doc, f"{table.name} is missing from the export"
+            exported = {tuple(str(item[c]) for c in pk) for item in doc[table.name]}
+            assert exported == in_db, table.name
+            assert in_db, f"the test left no {table.name} row to compare"
+            checked.append(table.name)
+    assert {"api_keys", "usage_events", "credit_entries", "credit_reservations"} <= set(checked)
+    assert {"idempotency_records", "stripe_events", "consents", "email_tokens"} <= set(checked)
+    assert "audit_events" in checked
+
+    text = r.text
+    assert other_id not in text
+    assert "other@example.com" not in text
+    assert all("key_hash" not in k for k in doc["api_keys"])
+    assert all("token_hash" not in t for t in doc["email_tokens"])
+    stored = doc["idempotency_records"][0]["response_body"]
+    assert isinstance(stored, dict)
+    assert "alt_text" in stored
+    assert doc["stripe_events"][0]["payload"]["data"]["object"]["metadata"]["account_id"]
+    assert ("account", "export", {}) in await rs.audit(account_id)
+
+
+async def test_email_change_needs_the_new_address_confirmed(rs: RightsService) -> None:
+    account_id, headers, _ = await rs.open_account("old@example.com")
+    r = await rs.client.patch("/v1/account", headers=headers, json={"email": "New@Example.com"})
+    assert r.status_code == 200
+    assert r.json()["email"] == "old@example.com"
+    assert r.json()["email_change_pending"] is True
+    assert "token=" not in rs.mail.to("old@example.com")[-1].body  # a notice only
+    token = rs.mail.token_for("new@example.com")
+    me = (await rs.client.get("/v1/account", headers=headers)).json()
+    assert me["email"] == "old@example.com"
+
+    _other_id, other_headers, _ = await rs.open_account("someone@example.com")
+    stolen = await rs.client.post(
+        "/v1/account/email/confirm", headers=other_headers, json={"token": token}
+    )
+    assert stolen.status_code == 400  # another account's token
+
+    done = await rs.client.post("/v1/account/email/confirm", headers=headers, json={"token": token})
+    assert done.status_code == 200, done.text
+    assert done.json()["email"] == "new@example.com"
+    again = await rs.client.post(
+        "/v1/account/email/confirm", headers=headers, json={"token": token}
+    )
+    assert again.status_code == 400
+    assert [a for _, a, _ in await rs.audit(account_id)][-2:] == [
+        "email_change_requested",
+        "rectify",
+    ]
+
+
+async def test_email_change_to_a_taken_address(rs: RightsService) -> None:
+    _, headers, _ = await rs.open_account("a@example.com")
+    await rs.open_account("b@example.com")
+    r = await rs.client.patch("/v1/account", headers=headers, json={"email": "b@example.com"})
+    # Same answer as for a free address; only the owner of b@ hears about it.
+    assert r.status_code == 200
+    assert r.json()["email_change_pending"] is True
+    assert "token=" not in rs.mail.to("b@example.com")[-1].body
+
+    # Taken meanwhile: requested while free, then someone signs up with it.
+    await rs.client.patch("/v1/account", headers=headers, json={"email": "c@example.com"})
+    token = rs.mail.token_for("c@example.com")
+    await rs.open_account("c@example.com")
+    late = await rs.client.post("/v1/account/email/confirm", headers=headers, json={"token": token})
+    assert late.status_code == 409
+    me = (await rs.client.get("/v1/account", headers=headers)).json()
+    assert me["email"] == "a@example.com"
+
+
+async def test_name_and_opt_outs_are_applied_and_recorded(rs: RightsService) -> None:
+    account_id, headers, _ = await rs.open_account("opt@example.com")
+    r = await rs.client.patch(
+        "/v1/account",
+        headers=headers,
+        json={"name": "Grace", "history": True, "product_email": True},
+    )
+    assert r.status_code == 200
+    assert (r.json()["name"], r.json()["history"], r.json()["product_email"]) == (
+        "Grace",
+        True,
+        True,
+    )
+    r = await rs.client.patch(
+        "/v1/account", headers=headers, json={"history": False, "product_email": False}
+    )
+    assert (r.json()["name"], r.json()["history"], r.json()["product_email"]) == (
+        "Grace",
+        False,
+        False,
+    )
+    async with rs.sessions() as session:
+        account = await session.get(Account, account_id)
+        consents = (
+            await session.execute(
+                select(Consent.kind, Consent.granted, Consent.source)
+                .where(Consent.account_id == account_id, Consent.source == "api")
+                .order_by(Consent.created_at, Consent.id)
+            )
+        ).all()
+    assert account is not None
+    assert not account.history_opt_in
+    assert sorted(consents) == sorted(
+        [
+            ("history", True, "api"),
+            ("product_email", True, "api"),
+            ("history", False, "api"),
+            ("product_email", False, "api"),
+        ]
+    )
+    trail = await rs.audit(account_id)
+    assert ("account", "rectify", {"fields": ["name"]}) in trail
+    assert ("account", "processing_choices", {"history": False, "product_email": False}) in trail
+    for body in ({"status": "active"}, {"credits_balance": 9}, {"history": "yes"}):
+        assert (await rs.client.patch("/v1/account", headers=headers, json=body)).status_code == 422
+
+
+async def test_restriction_stops_processing_until_lifted(rs: RightsService) -> None:
+    account_id, headers, _ = await rs.open_account("stop@example.com")
+    r = await rs.client.post("/v1/account/restrict", headers=headers)
+    assert r.status_code == 200
+    assert r.json()["restricted"] is True
+    refused = await rs.client.post(
+        "/v1/alt-text", headers=headers, files={"image": ("a.png", png())}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "account_restricted"
+    image = base64.b64encode(png()).decode()
+    batch = await rs.client.post(
+        "/v1/alt-text/batch", headers=headers, json={"items": [{"id": "1", "image": image}]}
+    )
+    # The batch answers per item: every item refused, none processed or charged.
+    if batch.status_code == 200:
+        assert [i["error"]["code"] for i in batch.json()["data"]] == ["account_restricted"]
+        assert batch.json()["succeeded"] == 0
+    else:
+        assert batch.status_code == 403
+        assert batch.json()["code"] == "account_restricted"
+    # Managing the account stays possible while restricted.
+    assert (await rs.client.get("/v1/account", headers=headers)).status_code == 200
+    assert (await rs.client.get("/v1/account/export", headers=headers)).status_code == 200
+    patch = await rs.client.patch("/v1/account", headers=headers, json={"name": "S"})
+    assert patch.status_code == 200
+    assert patch.json()["restricted"] is True
+
+    lifted = await rs.client.delete("/v1/account/restrict", headers=headers)
+    assert lifted.status_code == 200
+    assert lifted.json() == {
+        "restricted": False,
+        "restricted_at": None,
+    }
+    ok = await rs.client.post("/v1/alt-text", headers=headers, files={"image": ("a.png", png())})
+    assert ok.status_code == 200
+    actions = [(actor, a) for actor, a, _ in await rs.audit(account_id)]
+    assert ("account", "restrict") in actions
+    assert ("account", "lift_restriction") in actions
+
+
+async def test_rights_need_a_key(rs: RightsService) -> None:
+    for method, path in (
+        ("GET", "/v1/account/export"),
+        ("PATCH", "/v1/account"),
+        ("POST", "/v1/account/restrict"),
+        ("DELETE", "/v1/account/restrict"),
+        ("DELETE", "/v1/account"),
+        ("POST", "/v1/account/email/confirm"),
+    ):
+        r = await rs.client.request(method, path, json={})
+        assert r.status_code == 401, (method, path)
