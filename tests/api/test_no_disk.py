@@ -122,7 +122,9 @@ async def watched_service(
             openrouter_api_key=fake.api_key,
             openrouter_base_url=fake.base_url,
             upstream_timeout_s=2.0,
-            upstream_budget_s=1.0,
+            # Longer than every backoff (max 3.5 s): four 502s end as 502, never as a budget
+            # timeout (a budget just spent by backoff starts a last attempt with 0 s: a 504).
+            upstream_budget_s=5.0,
         ) as service:
             account = await service.create_account(credits=CREDITS)
             # Warm up every code path once (lazy imports may write bytecode caches).

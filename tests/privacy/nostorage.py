@@ -490,39 +490,29 @@ def large_allocations(snapshot: tracemalloc.Snapshot, at_least: int) -> list[str
 def live_copies(needles: dict[str, bytes], keep: Iterable[object] = ()) -> list[str]:
     """Strings, bytes and buffers the garbage collector can reach that hold a needle.
 
-    Bytes and str are not tracked by the collector themselves, so every tracked container's
-    referents are inspected. ``keep``: objects the test holds on purpose (the needles).
+    Bytes and str are not tracked by the collector themselves, so the referents of every
+    tracked object (containers, instances, coroutine and frame locals) are inspected.
+    ``keep``: objects the test holds on purpose (the needles themselves are always skipped).
     """
     gc.collect()
     skip = {id(n) for n in needles.values()} | {id(k) for k in keep}
+    shortest = min(len(n) for n in needles.values())
+    kinds = (bytes, bytearray, str, memoryview)
+    candidates: dict[int, Any] = {}
+    for obj in gc.get_referents(*gc.get_objects()):
+        if type(obj) in kinds and id(obj) not in skip:
+            with contextlib.suppress(ValueError):  # a released memoryview has no length
+                if len(obj) >= shortest:
+                    candidates[id(obj)] = obj
     text_forms = {name: n.decode("latin-1") for name, n in needles.items()}
     found: list[str] = []
-    seen: set[int] = set()
-    for container in gc.get_objects():
-        for obj in gc.get_referents(container):
-            ident = id(obj)
-            if ident in seen or ident in skip:
-                continue
-            if isinstance(obj, bytes | bytearray):
-                seen.add(ident)
-                hits = [name for name, n in needles.items() if n in obj]
-            elif isinstance(obj, str):
-                seen.add(ident)
-                if len(obj) < 16:
-                    continue
-                hits = [name for name, n in text_forms.items() if n in obj]
-            elif isinstance(obj, memoryview):
-                seen.add(ident)
-                try:
-                    raw = obj.tobytes()
-                except (ValueError, TypeError):
-                    continue
-                hits = [name for name, n in needles.items() if n in raw]
-            else:
-                continue
-            if hits:
-                found.append(
-                    f"{type(obj).__name__} of {len(obj)} holding {hits}, "
-                    f"referenced by {type(container).__name__}"
-                )
+    for obj in candidates.values():
+        if isinstance(obj, str):
+            hits = [name for name, n in text_forms.items() if n in obj]
+        else:
+            raw = obj.tobytes() if isinstance(obj, memoryview) else obj
+            hits = [name for name, n in needles.items() if n in raw]
+        if hits:
+            holders = [type(r).__name__ for r in gc.get_referrers(obj)][:5]
+            found.append(f"{type(obj).__name__} of {len(obj)} holding {hits}, held by {holders}")
     return found
