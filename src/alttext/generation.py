@@ -96,7 +96,7 @@ def to_response(
     )
 
 
-def _check_status(principal: Principal) -> None:
+def check_can_process(principal: Principal) -> None:
     if principal.restricted:
         raise AccountRestricted(
             "You restricted processing for this account (GDPR Art. 18). "
@@ -202,7 +202,7 @@ async def generate(
     request_id: str,
 ) -> AltTextResponse:
     started = time.perf_counter()
-    _check_status(principal)
+    check_can_process(principal)
     await _check_model(services, req.model)
     runtime = services.runtime
     async with _generation_slot(services, principal.account_id):

@@ -318,7 +318,7 @@ async def redis_values(url: str, namespace: str = "alttext") -> dict[str, bytes]
     """Every key under ``namespace:`` with its value, whatever its type."""
     from redis.asyncio import Redis
 
-    client = Redis.from_url(url)
+    client: Any = Redis.from_url(url)  # decode_responses=False: every reply is bytes
     out: dict[str, bytes] = {}
     try:
         async for raw_key in client.scan_iter(match=f"{namespace}:*"):

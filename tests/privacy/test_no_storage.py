@@ -313,7 +313,8 @@ def assert_logs_clean(h: Harness, printed: str) -> None:
     assert all(r.exc_info and r.exc_info[0] is RuntimeError for r in failures)
     for record in access:
         path = record.__dict__["path"]
-        assert "?" not in path and path.startswith("/v1/"), path
+        assert "?" not in path, path
+        assert path.startswith("/v1/"), path
     forbidden = forbidden_in_logs(h)
     for number, text_ in enumerate(h.logs.texts()):
         nostorage.assert_text_free_of(text_, forbidden, f"log record {number}")
@@ -387,3 +388,15 @@ async def test_no_image_byte_is_kept_anywhere(
         await nostorage.assert_not_stored(
             h.service.app.state.services.sessions, database_url, h.account.email, *h.uploads
         )
+
+
+def test_file_descriptor_witness_sees_an_unlinked_temporary_file(
+    witness: Witness, database_url: str
+) -> None:
+    """Control: a temporary file opened (and already unlinked) during a request is caught."""
+    before = nostorage.open_files()
+    with tempfile.TemporaryFile() as spool:
+        spool.write(b"image bytes")
+        with pytest.raises(AssertionError, match=r"unlinked|temporary"):
+            nostorage.assert_no_new_file_descriptors(before, database_url)
+    nostorage.assert_no_new_file_descriptors(before, database_url)

@@ -194,3 +194,26 @@ async def test_privacy_page_states_processors_rights_retention_and_version(
 async def test_zdr_is_not_claimed_when_it_is_off(service: Any) -> None:
     page = (await service.client.get("/privacy")).text
     assert "zdr: true" not in page
+
+
+def test_docs_state_the_same_retention_periods_as_the_code() -> None:
+    from alttext.idempotency import KEEP_FOR
+    from alttext.privacy.retention import (
+        AUDIT_KEEP,
+        EMAIL_TOKEN_KEEP,
+        RESERVATION_KEEP,
+        STRIPE_INBOX_KEEP,
+        UNVERIFIED_SIGNUP_TTL,
+    )
+
+    docs = (SRC.parents[1] / "docs" / "privacy.md").read_text()
+    section = docs[docs.index("## Retention and the purge") :]
+    for period in (
+        f"| {UNVERIFIED_SIGNUP_TTL.total_seconds() / 3600:.0f} hours;",
+        f"| {EMAIL_TOKEN_KEEP.days} days after they are used or expire |",
+        f"| {RESERVATION_KEEP.days} days after they are settled or released",
+        f"| {STRIPE_INBOX_KEEP.days} days after `processed` or `ignored`",
+        f"| {KEEP_FOR.total_seconds() / 3600:.0f} hours |",
+        f"| {AUDIT_KEEP.days // 365} years:",
+    ):
+        assert period in section, period

@@ -252,3 +252,26 @@ async def test_rights_need_a_key(rs: RightsService) -> None:
     ):
         r = await rs.client.request(method, path, json={})
         assert r.status_code == 401, (method, path)
+
+
+async def test_restriction_stops_batch_and_checkout_and_shows_on_the_account(
+    service: Any, account: Any
+) -> None:
+    restricted = await service.client.post("/v1/account/restrict", headers=account.headers)
+    assert restricted.status_code in (200, 204)
+    batch = await service.client.post(
+        "/v1/alt-text/batch", headers=account.headers, json={"items": [{"id": "a", "image": "x"}]}
+    )
+    assert batch.status_code == 403
+    assert batch.json()["code"] == "account_restricted"
+    checkout = await service.client.post(
+        "/v1/billing/checkout", headers=account.headers, json={"amount_usd": 5}
+    )
+    assert checkout.status_code == 403
+    assert checkout.json()["code"] == "account_restricted"
+    shown = await service.client.get("/v1/account", headers=account.headers)
+    assert shown.json()["restricted"] is True
+    await service.client.delete("/v1/account/restrict", headers=account.headers)
+    shown = await service.client.get("/v1/account", headers=account.headers)
+    assert shown.json()["restricted"] is False
+    assert shown.json()["credits_remaining"] == 100

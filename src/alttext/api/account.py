@@ -57,6 +57,7 @@ async def get_account(services: ServicesDep, principal: PrincipalDep) -> Account
         email=account.email,
         name=account.name,
         status=account.status,
+        restricted=account.restricted_at is not None,
         credits_remaining=account.credits_balance,
         created_at=_iso(account.created_at) or "",
         settings={
@@ -64,6 +65,7 @@ async def get_account(services: ServicesDep, principal: PrincipalDep) -> Account
             or services.settings.rate_limit_per_minute,
             "max_concurrent": services.settings.max_concurrent_per_account,
             "history": account.history_opt_in,
+            "product_email": account.product_email_opt_in,
         },
     )
 

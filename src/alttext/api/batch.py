@@ -28,8 +28,9 @@ from alttext.api.schemas import (
     BatchResponse,
     Problem,
 )
+from alttext.billing import credits
 from alttext.errors import AppError, InvalidRequest, UnsupportedMediaType, problem_body
-from alttext.generation import generate
+from alttext.generation import check_can_process, generate
 from alttext.ids import new_id
 from alttext.services import Services
 
@@ -132,12 +133,9 @@ async def _run_batch(
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     ok = [r for r in results if r.result is not None]
-    balances = [
-        r.result.credits_remaining
-        for r in ok
-        if r.result and r.result.credits_remaining is not None
-    ]
-    remaining = min(balances, default=None)
+    # Read once all items are done: a failing item may hold a reservation while others settle.
+    async with services.sessions() as session:
+        remaining = await credits.balance(session, principal.account_id)
     return BatchResponse(
         data=list(results),
         succeeded=len(ok),
@@ -165,6 +163,7 @@ async def create_batch(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     key = idempotency.validate_key(idempotency_key)
+    check_can_process(principal)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise UnsupportedMediaType("Send a batch as application/json.")

@@ -159,6 +159,7 @@ class AccountOut(BaseModel):
     email: str
     name: str | None
     status: str
+    restricted: bool
     credits_remaining: int
     created_at: str
     settings: dict[str, int | bool | None]

@@ -23,6 +23,7 @@ from alttext.billing.schemas import (
 from alttext.billing.transactions import MAX_PAGE, list_entries, public_reference
 from alttext.billing.webhooks import MAX_WEBHOOK_BYTES, receive
 from alttext.errors import InvalidRequest
+from alttext.generation import AccountRestricted
 
 router = APIRouter()
 _TXN_ID = re.compile(r"^txn_[0-9a-z]{26}$")
@@ -54,6 +55,11 @@ async def checkout(
     ] = None,
 ) -> CheckoutOut:
     key = idempotency.validate_key(idempotency_key)
+    if principal.restricted:
+        raise AccountRestricted(
+            "You restricted processing for this account (GDPR Art. 18); lift the restriction "
+            "to buy credits."
+        )
     started = await start_checkout(
         services.sessions,
         services.settings,
