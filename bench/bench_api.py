@@ -19,9 +19,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alttext.migrate import upgrade  # noqa: E402
-from tests.conftest import make_settings, openrouter_settings, running_service  # noqa: E402
-from tests.fakes.openrouter import run_fake_openrouter  # noqa: E402
+from tests.conftest import make_settings, openrouter_settings, running_service
+from tests.fakes.openrouter import run_fake_openrouter
+
+from alttext.migrate import upgrade
 
 
 def photo(width: int, height: int) -> bytes:
@@ -32,8 +33,9 @@ def photo(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
-async def run_case(label: str, settings: dict[str, object], db: str, image: bytes,
-                   n: int, concurrency: int) -> str:
+async def run_case(
+    label: str, settings: dict[str, object], db: str, image: bytes, n: int, concurrency: int
+) -> str:
     async with running_service(make_settings(db, **settings)) as svc:  # type: ignore[arg-type]
         acct = await svc.create_account(f"{label.replace(' ', '-')}@bench.example", credits=n + 10)
         sem = asyncio.Semaphore(concurrency)
@@ -55,8 +57,10 @@ async def run_case(label: str, settings: dict[str, object], db: str, image: byte
         wall = time.perf_counter() - started
     latencies.sort()
     p95 = latencies[int(len(latencies) * 0.95) - 1]
-    return (f"| {label} | {len(image) // 1024} KB | {n} | {concurrency} | "
-            f"{statistics.median(latencies):.0f} | {p95:.0f} | {n / wall:.1f} |")
+    return (
+        f"| {label} | {len(image) // 1024} KB | {n} | {concurrency} | "
+        f"{statistics.median(latencies):.0f} | {p95:.0f} | {n / wall:.1f} |"
+    )
 
 
 async def main() -> None:
@@ -67,8 +71,9 @@ async def main() -> None:
         await asyncio.to_thread(upgrade, db)
         big = photo(4000, 3000)
         small = photo(1024, 768)
-        remote = openrouter_settings(fake, rate_limit_per_minute=100_000,
-                                     max_concurrent_per_account=1000)
+        remote = openrouter_settings(
+            fake, rate_limit_per_minute=100_000, max_concurrent_per_account=1000
+        )
         local = {"provider": "local", "rate_limit_per_minute": 100_000}
         rows.append(await run_case("instant model, 12 MP JPEG", remote, db, big, 40, 4))
         rows.append(await run_case("instant model, 0.8 MP JPEG", remote, db, small, 100, 8))
