@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     upstream_timeout_s: float = Field(30.0, gt=0, le=300)
     upstream_budget_s: float = Field(60.0, gt=0, le=600)
     public_url: str = "http://127.0.0.1:8000"
+    # Named on the privacy policy and terms as the controller of personal data.
+    operator_name: str = Field("the operator of this deployment", max_length=200)
+    contact_email: str | None = Field(None, max_length=320)
 
     # Images.
     allow_private_urls: bool = False

@@ -217,3 +217,10 @@ def test_docs_state_the_same_retention_periods_as_the_code() -> None:
         f"| {AUDIT_KEEP.days // 365} years:",
     ):
         assert period in section, period
+
+
+async def test_privacy_page_names_the_operator_and_contact(service_factory: Any) -> None:
+    async with service_factory(operator_name="Example Ltd", contact_email="dpo@example.com") as svc:
+        page = (await svc.client.get("/privacy")).text
+    assert "Example Ltd runs this service" in page
+    assert 'href="mailto:dpo@example.com"' in page

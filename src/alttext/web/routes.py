@@ -30,6 +30,8 @@ def _common(services: ServicesDep) -> dict[str, object]:
         "privacy_version": PRIVACY_VERSION,
         "terms_version": TERMS_VERSION,
         "public_url": settings.public_url.rstrip("/"),
+        "operator_name": settings.operator_name,
+        "contact_email": settings.contact_email,
         "provider": settings.resolved_provider,
         "zdr": settings.zero_data_retention,
         "retention_days": settings.retention_days,
