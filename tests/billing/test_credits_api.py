@@ -138,3 +138,40 @@ async def test_expired_reservations_are_released_once(service: Any, database_url
     total, entries = await ledger(database_url, acct.id)
     assert total == 3
     assert entries == [("grant", 3), ("usage", -1), ("release", 1)]
+
+
+async def test_database_failing_at_settle_is_a_503_and_the_credit_comes_back(
+    service: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy.exc import OperationalError
+
+    from alttext.billing import credits
+    from alttext.billing.credits import release_expired
+    from alttext.db import utcnow
+
+    acct = await service.create_account("midway@example.com", credits=4)
+
+    async def database_gone(*_args: Any, **_kwargs: Any) -> bool:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(credits, "settle", database_gone)
+    response = await service.client.post(
+        "/v1/alt-text", headers=acct.headers, files={"image": ("a.jpg", photo_jpeg())}
+    )
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable"
+    assert response.headers["retry-after"]
+    monkeypatch.undo()
+    # The settle transaction rolled back whole: no usage event, the reservation still held.
+    total, entries = await ledger(database_url, acct.id)
+    assert entries == [("grant", 4), ("usage", -1)]
+    usage = await service.client.get("/v1/usage", headers=acct.headers)
+    assert usage.json()["totals"]["requests"] == 0
+    # The customer got no answer, so the expiry sweep gives the credit back.
+    sessions = service.app.state.services.sessions
+    assert await release_expired(sessions, now=utcnow() + timedelta(hours=1)) == 1
+    total, entries = await ledger(database_url, acct.id)
+    assert total == 4
+    assert entries[-1] == ("release", 1)
