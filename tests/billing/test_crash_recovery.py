@@ -110,3 +110,42 @@ async def test_sigkill_between_reserve_and_settle_releases_once(
     assert entries == [("grant", 10), ("usage", -1), ("release", 1)]
     assert sum(c for _, c in entries) == 10
     assert held == ["released"]
+
+
+async def test_a_client_that_disconnects_under_uvicorn_is_not_charged(
+    database_url: str, fake_openrouter: Any
+) -> None:
+    engine = create_engine(database_url)
+    async with transaction(session_factory(engine)) as session:
+        account = await create_account(session, "gone@example.com", credits=10)
+        _, secret = await create_key(session, account.id)
+    await engine.dispose()
+    fake_openrouter.script(Slow(3))
+    port = free_port()
+    env = {
+        "ALTTEXT_ENV": "test",
+        "ALTTEXT_DATABASE_URL": database_url,
+        "ALTTEXT_PROVIDER": "openrouter",
+        "ALTTEXT_OPENROUTER_API_KEY": fake_openrouter.api_key,
+        "ALTTEXT_OPENROUTER_BASE_URL": fake_openrouter.base_url,
+        "ALTTEXT_LOG_LEVEL": "WARNING",
+    }
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "teal").save(buf, format="PNG")
+    with service_process(env, port):
+        async with httpx.AsyncClient() as client:
+            with contextlib.suppress(httpx.TimeoutException):
+                await client.post(
+                    f"http://127.0.0.1:{port}/v1/alt-text",
+                    headers={"Authorization": f"Bearer {secret}"},
+                    files={"image": ("a.png", buf.getvalue())},
+                    timeout=1.0,  # gives up while the model is still thinking
+                )
+
+        async def released() -> bool:
+            entries, held = await state(database_url, account.id)
+            return held == ["released"]
+
+        await wait_for(released, timeout=15)
+    entries, _ = await state(database_url, account.id)
+    assert entries == [("grant", 10), ("usage", -1), ("release", 1)]

@@ -272,6 +272,19 @@ async def client_disconnects(h: Harness, way: str) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     h.fake.script()
+    # The release is shielded from the cancellation; under a cancel scope that cancels again it
+    # may finish just after the request task: it must finish, promptly.
+    async with asyncio.timeout(10):
+        while await held_reservations(h):
+            await asyncio.sleep(0.02)
+
+
+async def held_reservations(h: Harness) -> list[str]:
+    async with h.service.app.state.services.sessions() as session:
+        held = await session.scalars(
+            select(CreditReservation.id).where(CreditReservation.state == "held")
+        )
+        return list(held)
 
 
 async def internal_error(h: Harness, way: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -283,8 +296,13 @@ async def internal_error(h: Harness, way: str, monkeypatch: pytest.MonkeyPatch) 
     with monkeypatch.context() as patch:
         patch.setattr(engine, "describe", boom)
         response = await h.send(way, nostorage.marked_png())
-    assert response.status_code == 500, response.text
-    assert response.json()["code"] == "internal_error"
+    if way == "batch":  # a bug fails only its item: the batch still answers 200
+        assert response.status_code == 200, response.text
+        codes = {item["error"]["code"] for item in response.json()["data"]}
+        assert codes == {"internal_error"}, response.text
+    else:
+        assert response.status_code == 500, response.text
+        assert response.json()["code"] == "internal_error"
     assert "boom" not in response.text
 
 
@@ -331,12 +349,9 @@ def assert_problems_clean(h: Harness) -> None:
 
 async def assert_money_and_records(h: Harness, way: str) -> None:
     assert await h.balance() == CREDITS - 1 - h.charged  # the warm-up, then successes only
+    assert await held_reservations(h) == []
     sessions = h.service.app.state.services.sessions
     async with sessions() as session:
-        held = await session.scalars(
-            select(CreditReservation.id).where(CreditReservation.state == "held")
-        )
-        assert list(held) == []
         aborted = await session.scalars(
             select(UsageEvent.id).where(UsageEvent.error_code == "aborted")
         )

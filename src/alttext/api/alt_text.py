@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import JSONResponse
 
 from alttext import idempotency
 from alttext.api.alt_text_input import parse_alt_text_request
 from alttext.api.deps import PrincipalDep, ServicesDep
-from alttext.api.replay import idempotent_call
+from alttext.api.replay import spending_response
 from alttext.api.schemas import AltTextResponse, Problem
 from alttext.generation import generate
 from alttext.ids import new_id
@@ -83,19 +82,13 @@ async def create_alt_text(
     key = idempotency.validate_key(idempotency_key)
     parsed = await parse_alt_text_request(request, services.settings.max_image_bytes)
     request_id = new_id("req")
-    if key is None:
-        result = await generate(
-            services, principal, parsed.options, parsed.image, request_id=request_id
-        )
-        return JSONResponse(result.model_dump(mode="json"))
-    fingerprint = idempotency.request_fingerprint(
-        parsed.options.model_dump(mode="json", exclude={"image"}), parsed.image
-    )
-    return await idempotent_call(
+    return await spending_response(
+        request,
         services,
         principal.account_id,
         key,
-        fingerprint,
-        request,
+        lambda: idempotency.request_fingerprint(
+            parsed.options.model_dump(mode="json", exclude={"image"}), parsed.image
+        ),
         lambda: generate(services, principal, parsed.options, parsed.image, request_id=request_id),
     )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from alttext import idempotency
@@ -20,7 +20,7 @@ from alttext.api.alt_text_input import validation_problem
 from alttext.api.body import read_body
 from alttext.api.deps import PrincipalDep, ServicesDep
 from alttext.api.image_input import decode_image_field
-from alttext.api.replay import idempotent_call
+from alttext.api.replay import spending_response
 from alttext.api.schemas import (
     MAX_BATCH_ITEMS,
     AltTextRequest,
@@ -35,6 +35,7 @@ from alttext.ids import new_id
 from alttext.services import Services
 
 router = APIRouter(prefix="/v1", tags=["alt text"])
+log = logging.getLogger("alttext.api.batch")
 
 # Items of one batch in flight at once; the per-account cap still applies across requests.
 BATCH_CONCURRENCY = 4
@@ -110,6 +111,20 @@ async def _run_item(
         return BatchItemResult(
             id=item_id, status="failed", error=Problem(**problem_body(exc, request))
         )
+    except Exception as exc:
+        # Even a bug fails only its item (its credit is already released): raising would answer
+        # 500 while the other items ran on unseen, and those that succeed would be charged.
+        log.error(
+            "unhandled error",
+            extra={"request_id": getattr(request.state, "request_id", None), "item_id": item_id},
+            exc_info=exc,
+        )
+        internal = AppError(
+            "Something went wrong on our side. Quote the request id if you contact us."
+        )
+        return BatchItemResult(
+            id=item_id, status="failed", error=Problem(**problem_body(internal, request))
+        )
 
 
 async def _run_batch(
@@ -117,21 +132,12 @@ async def _run_batch(
 ) -> BatchResponse:
     items, defaults = _parse_batch(raw)
     gate = asyncio.Semaphore(BATCH_CONCURRENCY)
-    tasks = [
-        asyncio.ensure_future(
+    results = await asyncio.gather(
+        *(
             _run_item(services, principal, request, item_id, {**defaults, **fields}, gate)
+            for item_id, fields in items
         )
-        for item_id, fields in items
-    ]
-    try:
-        results = await asyncio.gather(*tasks)
-    except BaseException:
-        # An unexpected error in one item (the batch answers 500) must not leave the others
-        # running unseen: cancel them and wait, so each releases its credit before we answer.
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    )
     ok = [r for r in results if r.result is not None]
     # Read once all items are done: a failing item may hold a reservation while others settle.
     async with services.sessions() as session:
@@ -168,15 +174,11 @@ async def create_batch(
     if content_type != "application/json":
         raise UnsupportedMediaType("Send a batch as application/json.")
     raw = await read_body(request, MAX_BATCH_BODY)
-    if key is None:
-        result = await _run_batch(services, principal, request, raw)
-        return JSONResponse(result.model_dump(mode="json"))
-    fingerprint = idempotency.request_fingerprint({"batch": True}, raw)
-    return await idempotent_call(
+    return await spending_response(
+        request,
         services,
         principal.account_id,
         key,
-        fingerprint,
-        request,
+        lambda: idempotency.request_fingerprint({"batch": True}, raw),
         lambda: _run_batch(services, principal, request, raw),
     )

@@ -10,10 +10,31 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from alttext import idempotency
+from alttext.api.disconnect import unless_disconnected
 from alttext.errors import AppError, problem_body
 from alttext.services import Services
 
 PROBLEM_JSON = "application/problem+json"
+
+
+async def spending_response(
+    request: Request,
+    services: Services,
+    account_id: str,
+    key: str | None,
+    fingerprint: Callable[[], str],
+    call: Callable[[], Awaitable[BaseModel]],
+) -> JSONResponse:
+    """Run a credit-spending call: replayable under an Idempotency-Key, and cancelled (so not
+    charged) if the client disconnects before the answer is ready."""
+
+    async def run() -> JSONResponse:
+        if key is None:
+            result = await call()
+            return JSONResponse(result.model_dump(mode="json"))
+        return await idempotent_call(services, account_id, key, fingerprint(), request, call)
+
+    return await unless_disconnected(request, run())
 
 
 async def idempotent_call(
