@@ -143,7 +143,7 @@ async def test_a_client_that_disconnects_under_uvicorn_is_not_charged(
                 )
 
         async def released() -> bool:
-            entries, held = await state(database_url, account.id)
+            _, held = await state(database_url, account.id)
             return held == ["released"]
 
         await wait_for(released, timeout=15)
