@@ -24,7 +24,6 @@ import contextlib
 import io
 import json
 import re
-import socket
 import threading
 import time
 import uuid
@@ -33,12 +32,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import serve_in_thread
 
 DEFAULT_API_KEY = "sk-or-v1-fake-0123456789abcdef0123456789abcdef"
 DEFAULT_ALT_TEXT = "Tabby cat asleep on a sunlit windowsill."
@@ -733,29 +733,6 @@ class FakeOpenRouter:
 def run_fake_openrouter(api_key: str = DEFAULT_API_KEY) -> Iterator[FakeOpenRouter]:
     """Serve a ``FakeOpenRouter`` on a free 127.0.0.1 port for the duration of the block."""
     fake = FakeOpenRouter(api_key)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        fake.app,
-        log_level="warning",
-        lifespan="off",
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("fake OpenRouter did not start")
-        time.sleep(0.01)
-    fake.base_url = f"http://127.0.0.1:{port}/api/v1"
-    try:
+    with serve_in_thread(fake.app, "fake OpenRouter") as port:
+        fake.base_url = f"http://127.0.0.1:{port}/api/v1"
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-        sock.close()

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import serve_in_thread
 
 DEFAULT_API_KEY = "sk_test_fake_51AltText0123456789abcdef"
 DEFAULT_WEBHOOK_SECRET = "whsec_fake_0123456789abcdef0123456789abcdef"
@@ -395,28 +396,9 @@ class FakeStripe:
 def run_fake_stripe(api_key: str = DEFAULT_API_KEY) -> Iterator[FakeStripe]:
     """Serve a ``FakeStripe`` on a free 127.0.0.1 port for the duration of the block."""
     fake = FakeStripe(api_key)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        fake.app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("fake Stripe did not start")
-        time.sleep(0.01)
-    fake.base_url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_in_thread(fake.app, "fake Stripe") as port:
+        fake.base_url = f"http://127.0.0.1:{port}"
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-        sock.close()
 
 
 def closed_port_url() -> str:
