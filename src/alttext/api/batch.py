@@ -42,28 +42,6 @@ BATCH_CONCURRENCY = 4
 MAX_BATCH_BODY = 64 * 1024 * 1024
 _ITEM_ID_MAX = 100
 
-_BATCH_SCHEMA = {
-    "type": "object",
-    "required": ["items"],
-    "additionalProperties": False,
-    "properties": {
-        "items": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": MAX_BATCH_ITEMS,
-            "items": {
-                "allOf": [{"$ref": "#/components/schemas/AltTextRequest"}],
-                "properties": {"id": {"type": "string", "maxLength": _ITEM_ID_MAX}},
-                "required": ["id"],
-            },
-        },
-        "defaults": {
-            "type": "object",
-            "description": "Options applied to every item unless the item sets them.",
-        },
-    },
-}
-
 
 def _parse_batch(raw: bytes) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
     try:
@@ -158,7 +136,9 @@ async def _run_batch(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _BATCH_SCHEMA}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}
+            },
         }
     },
 )

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from alttext.api.schemas import AltTextRequest
+from alttext.api.schemas import AltTextRequest, BatchRequest
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -21,10 +21,11 @@ def install_openapi(app: FastAPI) -> None:
             routes=app.routes,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        body = AltTextRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, definition in body.pop("$defs", {}).items():
-            components.setdefault(name, definition)
-        components["AltTextRequest"] = body
+        for model in (AltTextRequest, BatchRequest):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in body.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components[model.__name__] = body
         app.openapi_schema = schema
         return schema
 

@@ -212,6 +212,23 @@ class UsageReport(BaseModel):
 MAX_BATCH_ITEMS = 50
 
 
+class BatchItem(AltTextRequest):
+    id: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        description="Your id for the item; answers come back in order with it."
+    )
+
+
+class BatchRequest(BaseModel):
+    """The documented shape of a batch body (parsed item by item, so one bad item fails alone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    defaults: AltTextOptions | None = Field(
+        None, description="Options applied to every item unless the item sets them."
+    )
+
+
 class BatchItemResult(BaseModel):
     id: str
     status: str = Field(description="succeeded or failed")

@@ -16,6 +16,8 @@ class CheckoutRequest(BaseModel):
         "(default 5) and at most 10,000.",
         examples=[5, 20, 49.99],
         allow_inf_nan=False,
+        # Bounds the number's size before any arithmetic (1e308 is a valid JSON number).
+        max_digits=12,
     )
 
 
