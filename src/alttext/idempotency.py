@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, delete, update
+from sqlalchemy import ForeignKey, Integer, String, Text, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alttext.db import Base, transaction, utcnow
+from alttext.db import Base, UTCDateTime, transaction, utcnow
 from alttext.errors import IdempotencyConflict, InvalidRequest, ServiceUnavailable
 
 KEEP_FOR = timedelta(hours=24)
@@ -42,9 +42,9 @@ class IdempotencyRecord(Base):
     state: Mapped[str] = mapped_column(String(12))  # in_progress | done
     status_code: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    locked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,6 @@ def request_fingerprint(parts: dict[str, Any], image: bytes | None) -> str:
     digest.update(b"\0")
     digest.update(hashlib.sha256(image).digest() if image is not None else b"-")
     return digest.hexdigest()
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
 
 
 async def claim(
@@ -111,7 +106,7 @@ async def claim(
             record = await session.get(IdempotencyRecord, (account_id, key))
             if record is None:
                 continue  # freed in between: claim again
-            if _aware(record.expires_at) < now:
+            if record.expires_at < now:
                 await session.delete(record)
                 continue
             if record.request_hash != request_hash:
@@ -121,10 +116,9 @@ async def claim(
                 )
             if record.state == "done" and record.response_body is not None:
                 return Replay(record.status_code or 200, json.loads(record.response_body))
-            if _aware(record.locked_until) < now:
+            if record.locked_until < now:
                 # The first request's process died: take the key over.
                 record.locked_until = now + LOCK_FOR
-                record.request_hash = request_hash
                 return None
         if loop.time() > deadline:
             raise ServiceUnavailable(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, false
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alttext.db import Base, utcnow
+from alttext.db import Base, UTCDateTime, utcnow
 
 
 class Account(Base):
@@ -19,17 +19,17 @@ class Account(Base):
     # active | unverified (sign-up not confirmed) | suspended (payment dispute) | erased
     status: Mapped[str] = mapped_column(String(20), default="active")
     # GDPR Art. 18: while set, no processing (403 account_restricted); independent of status.
-    restricted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    restricted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     product_email_opt_in: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
-    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Derived from the credit ledger; changed only in the same transaction as a ledger entry.
     credits_balance: Mapped[int] = mapped_column(BigInteger, default=0)
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
     history_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set on the first checkout (billing/checkout.py); unique so two accounts never share one.
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
 
@@ -44,6 +44,6 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(20))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

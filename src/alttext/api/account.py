@@ -19,7 +19,7 @@ from alttext.api.schemas import (
     UsagePeriod,
     UsageReport,
 )
-from alttext.db import transaction
+from alttext.db import iso_utc, transaction
 from alttext.errors import InvalidRequest, NotFound
 from alttext.usage.service import aggregate
 
@@ -27,22 +27,14 @@ router = APIRouter(prefix="/v1")
 MAX_USAGE_DAYS = 731
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _key_out(key: ApiKey) -> KeyOut:
     return KeyOut(
         id=key.id,
         name=key.name,
         prefix=key.prefix + "…",
-        created_at=_iso(key.created_at) or "",
-        last_used_at=_iso(key.last_used_at),
-        revoked_at=_iso(key.revoked_at),
+        created_at=iso_utc(key.created_at),
+        last_used_at=iso_utc(key.last_used_at),
+        revoked_at=iso_utc(key.revoked_at),
     )
 
 
@@ -59,7 +51,7 @@ async def get_account(services: ServicesDep, principal: PrincipalDep) -> Account
         status=account.status,
         restricted=account.restricted_at is not None,
         credits_remaining=account.credits_balance,
-        created_at=_iso(account.created_at) or "",
+        created_at=iso_utc(account.created_at),
         settings={
             "rate_limit_per_minute": account.rate_limit_per_minute
             or services.settings.rate_limit_per_minute,

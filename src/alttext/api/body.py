@@ -15,12 +15,12 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from alttext.errors import AppError, InvalidRequest
+from alttext.errors import ImageTooLarge, InvalidRequest
 
 
-class RequestTooLarge(AppError):
-    code = "image_too_large"
-    status = 413
+class RequestTooLarge(ImageTooLarge):
+    """The body itself is over its cap (its image usually is): same code, its own title."""
+
     title = "Request too large"
 
 

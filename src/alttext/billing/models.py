@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alttext.db import Base, utcnow
+from alttext.db import Base, UTCDateTime, utcnow
 
 # grant (sign-up, admin) | purchase | usage | release | refund | adjustment
 ENTRY_KINDS = ("grant", "purchase", "usage", "release", "refund", "adjustment")
@@ -26,7 +26,7 @@ class CreditEntry(Base):
     reference: Mapped[str] = mapped_column(String(200), unique=True)
     amount_usd: Mapped[float | None] = mapped_column(Numeric(12, 4, asdecimal=False))
     note: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Stripe's receipt for a purchase or refund, when Stripe sent one (charge.receipt_url).
     receipt_url: Mapped[str | None] = mapped_column(String(1000))
 
@@ -47,8 +47,8 @@ class CreditReservation(Base):
     )
     credits: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(10), default="held")  # held | settled | released
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 # pending (to process, or waiting for an earlier event) | processed | ignored (a type we do not
@@ -78,6 +78,6 @@ class StripeEvent(Base):
     detail: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     livemode: Mapped[bool] = mapped_column(default=False)
-    stripe_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stripe_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

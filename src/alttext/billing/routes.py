@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -22,16 +21,12 @@ from alttext.billing.schemas import (
 )
 from alttext.billing.transactions import MAX_PAGE, list_entries, public_reference
 from alttext.billing.webhooks import MAX_WEBHOOK_BYTES, receive
+from alttext.db import iso_utc
 from alttext.errors import InvalidRequest
 from alttext.generation import AccountRestricted
 
 router = APIRouter()
 _TXN_ID = re.compile(r"^txn_[0-9a-z]{26}$")
-
-
-def _iso(value: datetime) -> str:
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @router.post(
@@ -84,7 +79,7 @@ def _txn_out(entry: CreditEntry) -> TransactionOut:
         reference=public_reference(entry.reference),
         receipt_url=entry.receipt_url,
         note=entry.note,
-        created_at=_iso(entry.created_at),
+        created_at=iso_utc(entry.created_at),
     )
 
 

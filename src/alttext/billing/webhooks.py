@@ -45,11 +45,6 @@ class Receipt:
     state: str
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 async def receive(
     sessions: async_sessionmaker[AsyncSession],
     *,
@@ -117,7 +112,7 @@ async def process_event(
                 return row.state
             event = json.loads(row.payload)
             outcome = await handle(session, row.type, event["data"]["object"])
-            if outcome.state == "pending" and _aware(row.received_at) < now - WAIT_LIMIT:
+            if outcome.state == "pending" and row.received_at < now - WAIT_LIMIT:
                 outcome.state, outcome.detail = "unmatched", f"gave up {outcome.detail}"
             row.attempts += 1
             row.state = outcome.state
@@ -162,8 +157,8 @@ def _order_key(row: StripeEvent) -> tuple[datetime, int, datetime]:
     if row.type == "charge.refunded":
         obj = json.loads(row.payload)["data"]["object"]
         refunded = obj.get("amount_refunded") if isinstance(obj.get("amount_refunded"), int) else 0
-    created = _aware(row.stripe_created_at or row.received_at)
-    return (created, refunded, _aware(row.received_at))
+    created = row.stripe_created_at or row.received_at
+    return (created, refunded, row.received_at)
 
 
 async def _pending_ids(

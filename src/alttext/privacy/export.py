@@ -8,7 +8,7 @@ hashes (API keys, e-mail tokens) are left out: they are ours, not data about the
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts.models import Account, ApiKey
 from alttext.billing.models import CreditEntry, CreditReservation, StripeEvent
-from alttext.db import Base, utcnow
+from alttext.db import Base, iso_utc, utcnow
 from alttext.errors import NotFound
 from alttext.idempotency import IdempotencyRecord
 from alttext.privacy.models import AuditEvent, Consent, EmailToken
@@ -48,8 +48,7 @@ SECTIONS: tuple[tuple[type[Base], str], ...] = (
 
 def _value(value: Any) -> Any:
     if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return iso_utc(value)
     if isinstance(value, Decimal):
         return float(value)
     return value

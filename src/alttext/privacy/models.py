@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Integer,
     Numeric,
@@ -18,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alttext.db import Base, utcnow
+from alttext.db import Base, UTCDateTime, utcnow
 
 CONSENT_KINDS = ("terms", "privacy", "age_18", "product_email", "history")
 
@@ -36,7 +35,7 @@ class Consent(Base):
     version: Mapped[str | None] = mapped_column(String(20))  # of the terms or policy accepted
     granted: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(20))  # signup | api | dashboard | admin
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditEvent(Base):
@@ -53,7 +52,7 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(20))  # account | admin | system
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(Text)  # JSON: ids, counts, field names
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class EmailToken(Base):
@@ -68,9 +67,9 @@ class EmailToken(Base):
     purpose: Mapped[str] = mapped_column(String(20))  # verify_signup | change_email
     email: Mapped[str] = mapped_column(String(320))  # where it was sent
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UsageRollup(Base):

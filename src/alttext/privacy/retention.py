@@ -126,11 +126,6 @@ def _claim(query: Select[Any]) -> Select[Any]:
     return query.limit(BATCH).with_for_update(skip_locked=True)
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _rollup_insert(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
     return pg_insert(UsageRollup) if dialect == "postgresql" else sqlite_insert(UsageRollup)
@@ -195,7 +190,7 @@ async def _roll_up_usage_batch(session: AsyncSession, cutoff: datetime) -> tuple
     count = 0
     for created_at, model, status, credits, tin, tout, cost in rows:
         count += 1
-        t = groups[(_aware(created_at).astimezone(UTC).strftime("%Y-%m"), model or "")]
+        t = groups[(created_at.astimezone(UTC).strftime("%Y-%m"), model or "")]
         ok = status == "succeeded"
         t["requests"] += 1
         t["succeeded"] += int(ok)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 
 from alttext.accounts.models import Account
 from alttext.accounts.service import Principal
 from alttext.api.deps import PrincipalDep, ServicesDep
-from alttext.db import transaction
+from alttext.db import iso_utc, transaction
 from alttext.errors import RateLimited
 from alttext.privacy import erasure, rights, signup
 from alttext.privacy.audit import record
@@ -37,13 +36,6 @@ from alttext.services import Services
 router = APIRouter(prefix="/v1")
 SIGNUPS_PER_HOUR = 10
 VERIFICATIONS_PER_HOUR = 30
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 async def _limit_by_ip(request: Request, services: Services, door: str, per_hour: int) -> None:
@@ -69,8 +61,8 @@ def _state(account: Account, *, email_change_pending: bool = False) -> AccountSt
         history=account.history_opt_in,
         product_email=account.product_email_opt_in,
         restricted=account.restricted_at is not None,
-        restricted_at=_iso(account.restricted_at),
-        email_verified_at=_iso(account.email_verified_at),
+        restricted_at=iso_utc(account.restricted_at),
+        email_verified_at=iso_utc(account.email_verified_at),
         email_change_pending=email_change_pending,
     )
 
@@ -175,7 +167,7 @@ async def confirm_email(
 
 async def _restriction(services: Services, principal: Principal, on: bool) -> RestrictionOut:
     at = await rights.set_restricted(services.sessions, principal.account_id, on, actor="account")
-    return RestrictionOut(restricted=at is not None, restricted_at=_iso(at))
+    return RestrictionOut(restricted=at is not None, restricted_at=iso_utc(at))
 
 
 @router.post(

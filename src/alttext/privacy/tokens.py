@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import select, update
@@ -25,11 +25,6 @@ MAX_TOKEN_CHARS = 100
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def issue(
@@ -86,7 +81,7 @@ async def consume(
     if (
         row is None
         or row.used_at is not None
-        or _aware(row.expires_at) <= now
+        or row.expires_at <= now
         or (account_id is not None and row.account_id != account_id)
     ):
         raise invalid_token()
