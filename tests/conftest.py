@@ -131,9 +131,11 @@ class Service:
 
     async def create_account(self, email: str = "user@example.com", credits: int = 100) -> Account:
         from alttext.accounts.service import create_account, create_key
+        from alttext.billing.ledger import grant_starting_credits
 
         async with transaction(self.app.state.services.sessions) as session:
-            account = await create_account(session, email, credits=credits)
+            account = await create_account(session, email)
+            await grant_starting_credits(session, account, credits)
             api_key, secret = await create_key(session, account.id, name="test")
         return Account(id=account.id, email=account.email, key=secret, key_id=api_key.id)
 

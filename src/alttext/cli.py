@@ -7,15 +7,19 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession
 
+if TYPE_CHECKING:
+    from alttext.accounts.models import Account
+    from alttext.process import Services
+
 from alttext.config import Settings
-from alttext.db import create_engine, session_factory, transaction
+from alttext.db import transaction
 from alttext.describe.errors import AppError
 from alttext.describe.types import ROLES
 
@@ -54,22 +58,29 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _with_process(fn: Callable[[Services], Awaitable[T]], *, engine: bool = False) -> T:
+    """Run ``fn`` with this process's parts (built and closed by ``open_process``)."""
+    from alttext.process import open_process
+
     settings = _settings()
 
     async def run() -> T:
-        engine = create_engine(settings.database_url)
-        try:
-            async with transaction(session_factory(engine)) as session:
-                return await fn(session)
-        finally:
-            await engine.dispose()
+        async with open_process(settings, engine=engine) as services:
+            return await fn(services)
 
     try:
         return asyncio.run(run())
     except AppError as exc:
         err.print(f"[red]{exc.title}:[/red] {exc.detail}")
         raise typer.Exit(1) from exc
+
+
+def _in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run(services: Services) -> T:
+        async with transaction(services.sessions) as session:
+            return await fn(session)
+
+    return _with_process(run)
 
 
 @app.command()
@@ -124,10 +135,9 @@ def describe(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
 ) -> None:
     """Alt text for local files or URLs, without a server (same engine, same rules)."""
-    from alttext.api.schemas import AltTextOptions
     from alttext.describe.fetch import fetch_image
-    from alttext.generation import describe_options
-    from alttext.runtime import open_runtime
+    from alttext.generation.schemas import AltTextOptions
+    from alttext.generation.service import describe_options
 
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
@@ -143,42 +153,41 @@ def describe(
         raise typer.BadParameter(str(exc)) from exc
     options = describe_options(checked)
     targets = _collect_inputs(inputs)
-    settings = _settings()
     failures = 0
 
-    async def run() -> None:
+    async def run(services: Services) -> None:
         nonlocal failures
-        async with open_runtime(settings) as rt:
-            with Progress(console=err, transient=True, disable=len(targets) < 2) as progress:
-                task = progress.add_task("Describing", total=len(targets))
-                for target in targets:
-                    result: dict[str, Any] = {"input": target}
-                    try:
-                        if target.startswith(("http://", "https://")):
-                            data = await fetch_image(target, rt.http, rt.fetch_limits)
-                        else:
-                            data = await asyncio.to_thread(Path(target).read_bytes)
-                        d = await rt.engine.describe(data, options)
-                        result.update(
-                            alt_text=d.alt_text,
-                            alt_texts=d.alt_texts,
-                            role=d.role,
-                            decorative=d.decorative,
-                            needs_review=d.needs_review,
-                            review_reasons=d.review_reasons,
-                            model=d.model,
-                        )
-                    except (AppError, OSError) as exc:
-                        failures += 1
-                        detail = exc.detail if isinstance(exc, AppError) else exc.strerror
-                        result["error"] = {
-                            "code": getattr(exc, "code", "io_error"),
-                            "detail": detail,
-                        }
-                    _print_result(result, as_json)
-                    progress.advance(task)
+        rt = services.runtime
+        with Progress(console=err, transient=True, disable=len(targets) < 2) as progress:
+            task = progress.add_task("Describing", total=len(targets))
+            for target in targets:
+                result: dict[str, Any] = {"input": target}
+                try:
+                    if target.startswith(("http://", "https://")):
+                        data = await fetch_image(target, rt.http, rt.fetch_limits)
+                    else:
+                        data = await asyncio.to_thread(Path(target).read_bytes)
+                    d = await rt.engine.describe(data, options)
+                    result.update(
+                        alt_text=d.alt_text,
+                        alt_texts=d.alt_texts,
+                        role=d.role,
+                        decorative=d.decorative,
+                        needs_review=d.needs_review,
+                        review_reasons=d.review_reasons,
+                        model=d.model,
+                    )
+                except (AppError, OSError) as exc:
+                    failures += 1
+                    detail = exc.detail if isinstance(exc, AppError) else exc.strerror
+                    result["error"] = {
+                        "code": getattr(exc, "code", "io_error"),
+                        "detail": detail,
+                    }
+                _print_result(result, as_json)
+                progress.advance(task)
 
-    asyncio.run(run())
+    _with_process(run, engine=True)
     if failures:
         raise typer.Exit(1)
 
@@ -202,10 +211,17 @@ def accounts_create(
 ) -> None:
     """Create an account."""
     from alttext.accounts.service import create_account
+    from alttext.billing.ledger import grant_starting_credits
 
     settings = _settings()
     grant = settings.free_credits if credits is None else credits
-    account = _in_transaction(lambda s: create_account(s, email, credits=grant, name=name))
+
+    async def run(session: AsyncSession) -> Account:
+        account = await create_account(session, email, name=name)
+        await grant_starting_credits(session, account, grant)
+        return account
+
+    account = _in_transaction(run)
     typer.echo(f"{account.id}\t{account.email}\t{account.credits_balance} credits")
 
 
@@ -237,26 +253,16 @@ def accounts_erase(
     if not yes:
         err.print("[red]Erasure cannot be undone; add --yes to confirm.[/red]")
         raise typer.Exit(2)
-    settings = _settings()
 
-    async def run() -> dict[str, int]:
-        engine = create_engine(settings.database_url)
-        try:
-            sessions = session_factory(engine)
-            async with sessions() as session:
-                account = await require_account_by_email(session, email)
-            summary = await erase_account(
-                sessions, settings, account.id, confirm=account.email, actor="admin"
-            )
-            return summary.kept
-        finally:
-            await engine.dispose()
+    async def run(services: Services) -> dict[str, int]:
+        async with services.sessions() as session:
+            account = await require_account_by_email(session, email)
+        summary = await erase_account(
+            services.sessions, services.settings, account.id, confirm=account.email, actor="admin"
+        )
+        return summary.kept
 
-    try:
-        kept = asyncio.run(run())
-    except AppError as exc:
-        err.print(f"[red]{exc.title}:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
+    kept = _with_process(run)
     typer.echo(json.dumps({"erased": True, "kept": kept}))
 
 
@@ -370,16 +376,10 @@ def purge(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from alttext.privacy.retention import PurgeReport
     from alttext.privacy.retention import purge as run_purge
 
-    settings = _settings()
+    async def run(services: Services) -> PurgeReport:
+        return await run_purge(services.sessions, services.settings)
 
-    async def run() -> PurgeReport:
-        engine = create_engine(settings.database_url)
-        try:
-            return await run_purge(session_factory(engine), settings)
-        finally:
-            await engine.dispose()
-
-    report = asyncio.run(run())
+    report = _with_process(run)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return
@@ -390,7 +390,7 @@ def purge(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command("dev-key", hidden=True)
 def dev_key_command() -> None:
     """Development only: ensure the dev account and print its API key (make run)."""
-    from alttext.accounts.dev import DEV_EMAIL, ensure_dev_account
+    from alttext.dev_account import DEV_EMAIL, ensure_dev_account
 
     settings = _settings()
     if settings.env == "production":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -78,7 +79,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # busy timeout turns write contention into waiting instead of "database is locked".
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
@@ -97,18 +98,48 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    # Take the write lock at BEGIN so read-then-write transactions (balance checks) are
-    # serialised instead of failing later with SQLITE_BUSY on lock upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+# Set by ``transaction`` on its connection: this unit of work writes.
+_WRITES = "alttext_writes"
+_AFTER_COMMIT = "alttext_after_commit"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A writing transaction takes the write lock at BEGIN, so read-then-write work (balance
+    # checks) is serialised instead of failing later with SQLITE_BUSY on lock upgrade. Reads
+    # begin DEFERRED: under WAL they see a snapshot and never wait behind a writer.
+    immediate = conn.get_execution_options().get(_WRITES, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+AfterCommit = Callable[[], Awaitable[object] | object]
+
+
 @asynccontextmanager
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A short unit of work: commit on success, roll back on any error."""
-    async with sessions() as session, session.begin():
-        yield session
+    """A short unit of work that writes: commit on success, roll back on any error.
+
+    The transaction rule (docs/architecture.md): service functions that take a ``session``
+    join their caller's transaction and never commit; functions that take ``sessions`` (the
+    factory) open their own short transactions with this helper. A plain ``sessions()`` is
+    for reads only. Work registered with :func:`after_commit` runs once the commit succeeded,
+    and never after a rollback.
+    """
+    async with sessions() as session:
+        async with session.begin():
+            await session.connection(execution_options={_WRITES: True})
+            yield session
+        callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
+        for callback in callbacks:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run ``callback`` after the session's transaction commits (queued work, webhooks), so
+    nothing is sent for rows that a rollback would take back. Needs a ``transaction``."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)

@@ -24,6 +24,7 @@ from alttext.describe.errors import (
 )
 
 __all__ = [
+    "AccountRestricted",
     "AppError",
     "Forbidden",
     "IdempotencyConflict",
@@ -66,6 +67,11 @@ class NotFound(AppError):
     code = "not_found"
     status = 404
     title = "Not found"
+
+
+class AccountRestricted(Forbidden):
+    code = "account_restricted"
+    title = "Processing is restricted for this account"
 
 
 class InsufficientCredits(AppError):

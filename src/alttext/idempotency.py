@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from alttext.db import Base, UTCDateTime, transaction, utcnow
 from alttext.errors import IdempotencyConflict, InvalidRequest, ServiceUnavailable
+from alttext.scheduler import PeriodicTask
 
 KEEP_FOR = timedelta(hours=24)
 LOCK_FOR = timedelta(minutes=5)  # longer than any generation's time budget
@@ -163,9 +164,23 @@ async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-__all__ = ["IdempotencyRecord", "Replay", "abandon", "claim", "finish", "purge_expired"]
-
-
 async def purge_expired_records(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with transaction(sessions) as session:
         return await purge_expired(session)
+
+
+def periodic_tasks(sessions: async_sessionmaker[AsyncSession]) -> list[PeriodicTask]:
+    # Hourly, so a replayable answer never outlives its 24 hours by much.
+    return [PeriodicTask("idempotency-purge", 3600.0, lambda: purge_expired_records(sessions))]
+
+
+__all__ = [
+    "IdempotencyRecord",
+    "Replay",
+    "abandon",
+    "claim",
+    "finish",
+    "periodic_tasks",
+    "purge_expired",
+    "purge_expired_records",
+]

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alttext.accounts.service import create_account, create_key
+from alttext.billing.ledger import grant_starting_credits
 from alttext.db import create_engine, session_factory, transaction
 from alttext.migrate import upgrade
 from tests.processes import free_port, service_process
@@ -32,7 +33,8 @@ def test_no_operation_answers_500(tmp_path: Path) -> None:
     async def seed() -> str:
         engine = create_engine(url)
         async with transaction(session_factory(engine)) as session:
-            account = await create_account(session, "fuzz@example.com", credits=100_000)
+            account = await create_account(session, "fuzz@example.com")
+            await grant_starting_credits(session, account, 100_000)
             _, secret = await create_key(session, account.id)
         await engine.dispose()
         return secret

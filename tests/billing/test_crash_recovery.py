@@ -15,6 +15,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from alttext.accounts.service import create_account, create_key
+from alttext.billing.ledger import grant_starting_credits
 from alttext.billing.models import CreditEntry, CreditReservation
 from alttext.db import create_engine, session_factory, transaction
 from tests.fakes.openrouter import Slow
@@ -50,7 +51,8 @@ async def test_sigkill_between_reserve_and_settle_releases_once(
 ) -> None:
     engine = create_engine(database_url)
     async with transaction(session_factory(engine)) as session:
-        account = await create_account(session, "crash@example.com", credits=10)
+        account = await create_account(session, "crash@example.com")
+        await grant_starting_credits(session, account, 10)
         _, secret = await create_key(session, account.id)
     await engine.dispose()
 
@@ -117,7 +119,8 @@ async def test_a_client_that_disconnects_under_uvicorn_is_not_charged(
 ) -> None:
     engine = create_engine(database_url)
     async with transaction(session_factory(engine)) as session:
-        account = await create_account(session, "gone@example.com", credits=10)
+        account = await create_account(session, "gone@example.com")
+        await grant_starting_credits(session, account, 10)
         _, secret = await create_key(session, account.id)
     await engine.dispose()
     fake_openrouter.script(Slow(3))

@@ -27,6 +27,7 @@ import pytest
 from PIL import Image
 
 from alttext.accounts.service import create_account, create_key
+from alttext.billing.ledger import grant_starting_credits
 from alttext.db import transaction
 from tests.conftest import REDIS_URL, Service, openrouter_settings
 from tests.fakes.openrouter import FakeOpenRouter
@@ -68,9 +69,8 @@ async def person(service: Service) -> Person:
     from alttext.accounts.models import ApiKey
 
     async with transaction(service.app.state.services.sessions) as session:
-        account = await create_account(
-            session, "jane.doe.private@example.org", credits=10, name="Jane Q. Doe"
-        )
+        account = await create_account(session, "jane.doe.private@example.org", name="Jane Q. Doe")
+        await grant_starting_credits(session, account, 10)
         api_key, secret = await create_key(session, account.id, name="Jane's studio laptop")
         stored = await session.get(ApiKey, api_key.id)
         assert stored is not None

@@ -44,7 +44,7 @@ async def _account(
     created_at: datetime | None = None,
 ) -> str:
     async with transaction(sessions) as session:
-        account = await create_account(session, email, credits=0)
+        account = await create_account(session, email)
         account.status = status
         if created_at is not None:
             account.created_at = created_at

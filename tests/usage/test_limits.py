@@ -18,7 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from redis.asyncio import Redis
 
-from alttext.usage.limits import Limiter, MemoryLimiter, RateDecision, build_limiter, gcra
+from alttext.usage.backends import build_limiter
+from alttext.usage.limits import Limiter, MemoryLimiter, RateDecision, gcra
 from alttext.usage.limits_redis import RedisLimiter
 
 REDIS_URL = os.environ.get("ALTTEXT_TEST_REDIS_URL")

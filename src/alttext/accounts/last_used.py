@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alttext.accounts.models import ApiKey
 from alttext.db import transaction, utcnow
+from alttext.scheduler import PeriodicTask
 
 log = logging.getLogger("alttext.keys")
 
@@ -40,3 +41,7 @@ class LastUsedRecorder:
             log.warning("could not record key use; will retry", exc_info=True)
             return 0
         return len(pending)
+
+    def periodic_task(self, sessions: async_sessionmaker[AsyncSession]) -> PeriodicTask:
+        # The buffer lives in this process, so every process flushes its own.
+        return PeriodicTask("key-last-used", 15.0, lambda: self.flush(sessions), per_process=True)

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts import keys
 from alttext.accounts.models import Account, ApiKey
-from alttext.billing.ledger import MAX_GRANT, book
 from alttext.db import utcnow
 from alttext.errors import InvalidRequest, NotFound, Unauthorized
 from alttext.ids import new_id
@@ -52,11 +51,8 @@ async def require_account_by_email(session: AsyncSession, email: str) -> Account
     return account
 
 
-async def create_account(
-    session: AsyncSession, email: str, *, credits: int = 0, name: str | None = None
-) -> Account:
-    if not 0 <= credits <= MAX_GRANT:
-        raise InvalidRequest(f"Starting credits must be between 0 and {MAX_GRANT}.")
+async def create_account(session: AsyncSession, email: str, *, name: str | None = None) -> Account:
+    """A new account with a zero balance (credits come from the ledger: billing)."""
     account = Account(id=new_id("acct"), email=normalise_email(email), name=name)
     try:
         async with session.begin_nested():
@@ -64,16 +60,6 @@ async def create_account(
             await session.flush()
     except IntegrityError as exc:
         raise InvalidRequest("An account with that e-mail address exists already.") from exc
-    if credits:
-        await book(
-            session,
-            account_id=account.id,
-            kind="grant",
-            credits=credits,
-            reference=f"signup:{account.id}",
-            note="starting credits",
-        )
-        await session.refresh(account)
     return account
 
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Response
 
 from alttext.accounts import service as accounts
 from alttext.accounts.models import Account, ApiKey
-from alttext.api.deps import PrincipalDep, ServicesDep
 from alttext.api.schemas import (
     AccountOut,
     KeyCreate,
@@ -21,6 +20,7 @@ from alttext.api.schemas import (
 )
 from alttext.db import iso_utc, transaction
 from alttext.errors import InvalidRequest, NotFound
+from alttext.http.deps import PrincipalDep, ServicesDep
 from alttext.usage.service import aggregate
 
 router = APIRouter(prefix="/v1")

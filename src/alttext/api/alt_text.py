@@ -8,10 +8,10 @@ from fastapi import APIRouter, Header, Request, Response
 
 from alttext import idempotency
 from alttext.api.alt_text_input import parse_alt_text_request
-from alttext.api.deps import PrincipalDep, ServicesDep
-from alttext.api.replay import spending_response
-from alttext.api.schemas import AltTextResponse, Problem
-from alttext.generation import generate
+from alttext.generation.schemas import AltTextResponse, Problem
+from alttext.generation.service import generate
+from alttext.http.deps import PrincipalDep, ServicesDep
+from alttext.http.replay import spending_response
 from alttext.ids import new_id
 
 router = APIRouter(prefix="/v1", tags=["alt text"])

@@ -9,10 +9,10 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from alttext.api.body import read_body, read_multipart
-from alttext.api.image_input import decode_image_field
-from alttext.api.schemas import AltTextRequest
 from alttext.errors import InvalidImage, InvalidRequest, UnsupportedMediaType
+from alttext.generation.image_input import decode_image_field
+from alttext.generation.schemas import AltTextRequest
+from alttext.http.body import read_body, read_multipart
 
 _LIST_FIELDS = ("language", "keywords")
 # Base64 is 4/3 of the bytes; leave room for the other fields.

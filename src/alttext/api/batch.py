@@ -17,22 +17,22 @@ from pydantic import ValidationError
 from alttext import idempotency
 from alttext.accounts.service import Principal
 from alttext.api.alt_text_input import validation_problem
-from alttext.api.body import read_body
-from alttext.api.deps import PrincipalDep, ServicesDep
-from alttext.api.image_input import decode_image_field
-from alttext.api.replay import spending_response
-from alttext.api.schemas import (
+from alttext.billing import credits
+from alttext.errors import AppError, InvalidRequest, UnsupportedMediaType, problem_body
+from alttext.generation.image_input import decode_image_field
+from alttext.generation.schemas import (
     MAX_BATCH_ITEMS,
     AltTextRequest,
     BatchItemResult,
     BatchResponse,
     Problem,
 )
-from alttext.billing import credits
-from alttext.errors import AppError, InvalidRequest, UnsupportedMediaType, problem_body
-from alttext.generation import check_can_process, generate
+from alttext.generation.service import check_can_process, generate
+from alttext.http.body import read_body
+from alttext.http.deps import PrincipalDep, ServicesDep
+from alttext.http.replay import spending_response
 from alttext.ids import new_id
-from alttext.services import Services
+from alttext.process import Services
 
 router = APIRouter(prefix="/v1", tags=["alt text"])
 log = logging.getLogger("alttext.api.batch")

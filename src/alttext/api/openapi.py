@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from alttext.api.schemas import AltTextRequest, BatchRequest
+from alttext.generation.schemas import AltTextRequest, BatchRequest
 
 
 def install_openapi(app: FastAPI) -> None:

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from alttext.api.deps import PrincipalDep, ServicesDep
 from alttext.api.schemas import ModelOut, ModelsResponse
+from alttext.http.deps import PrincipalDep, ServicesDep
 
 router = APIRouter()
 

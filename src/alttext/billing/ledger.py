@@ -1,4 +1,5 @@
-"""Booking credit entries. Every change of a balance goes through ``book``."""
+"""Booking credit entries: every entry moves the balance by its own amount (``book``), except
+a guarded spend, which moves the balance itself and appends its entry (``append_entry``)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,19 @@ async def grant(
         reference=f"grant:{new_id('grant')}",
         note=reason,
     )
+
+
+async def grant_starting_credits(session: AsyncSession, account: Account, credits: int) -> None:
+    """Credits a new account starts with; booked once per account (its reference is unique)."""
+    if not 0 <= credits <= MAX_GRANT:
+        raise InvalidRequest(f"Starting credits must be between 0 and {MAX_GRANT}.")
+    if credits:
+        await book(
+            session,
+            account_id=account.id,
+            kind="grant",
+            credits=credits,
+            reference=f"signup:{account.id}",
+            note="starting credits",
+        )
+        await session.refresh(account)

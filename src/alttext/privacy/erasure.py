@@ -50,10 +50,9 @@ from alttext.accounts.models import Account
 from alttext.billing.models import CreditEntry, StripeEvent
 from alttext.billing.stripe_client import StripeGateway, configured_secret
 from alttext.config import Settings
-from alttext.db import transaction, utcnow
+from alttext.db import Base, transaction, utcnow
 from alttext.errors import InvalidRequest, NotFound
 from alttext.ids import new_id
-from alttext.models_registry import metadata
 from alttext.privacy.audit import Actor, record
 from alttext.privacy.models import AuditEvent
 
@@ -140,7 +139,9 @@ async def _scrub_stripe_events(session: AsyncSession, account: Account) -> int:
 
 async def _delete_rest(session: AsyncSession, account_id: str) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for table in reversed(metadata().sorted_tables):
+    # Every table the process knows (``open_process`` loads the models registry), so a table
+    # added by a higher layer (jobs) is erased too without this domain importing it.
+    for table in reversed(Base.metadata.sorted_tables):
         if table.name in _HANDLED or "account_id" not in table.c:
             continue
         result = await session.execute(delete(table).where(table.c.account_id == account_id))

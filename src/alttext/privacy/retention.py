@@ -29,6 +29,7 @@ from alttext.idempotency import KEEP_FOR as IDEMPOTENCY_KEEP
 from alttext.idempotency import purge_expired
 from alttext.ids import new_id
 from alttext.privacy.models import AuditEvent, EmailToken, UsageRollup
+from alttext.scheduler import PeriodicTask
 from alttext.usage.models import UsageEvent
 
 log = logging.getLogger("alttext.privacy.retention")
@@ -325,6 +326,12 @@ async def purge(
     return report
 
 
+def periodic_tasks(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> list[PeriodicTask]:
+    return [PeriodicTask("retention-purge", 86400.0, lambda: purge(sessions, settings))]
+
+
 __all__ = [
     "AUDIT_KEEP",
     "EMAIL_TOKEN_KEEP",
@@ -333,6 +340,7 @@ __all__ = [
     "UNVERIFIED_SIGNUP_TTL",
     "PurgeReport",
     "RetentionRule",
+    "periodic_tasks",
     "purge",
     "retention_schedule",
 ]

@@ -2,7 +2,8 @@
 
 Two backends with the same semantics: :class:`MemoryLimiter` (this module; the embedded
 default, limits hold per process) and :class:`~alttext.usage.limits_redis.RedisLimiter` (one
-Lua script per decision, shared by every API process). :func:`build_limiter` picks one.
+Lua script per decision, shared by every API process). :func:`alttext.usage.backends.build_limiter`
+picks one.
 
 Rate algorithm: GCRA, the generic cell rate algorithm (a token bucket kept as one timestamp).
 With ``limit`` requests per ``window_s`` the emission interval is ``T = window_s / limit`` and
@@ -39,7 +40,6 @@ __all__ = [
     "Limiter",
     "MemoryLimiter",
     "RateDecision",
-    "build_limiter",
     "gcra",
 ]
 
@@ -197,15 +197,3 @@ class MemoryLimiter:
                 self._slots[key] = live
             else:
                 del self._slots[key]
-
-
-def build_limiter(redis_url: str | None, *, namespace: str = "alttext") -> Limiter:
-    """The Redis backend when a URL is configured, else the in-process one.
-
-    Building does not connect: an unreachable Redis shows up as ``status() == degraded``.
-    """
-    if not redis_url:
-        return MemoryLimiter()
-    from alttext.usage.limits_redis import RedisLimiter
-
-    return RedisLimiter(redis_url, namespace=namespace)

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from alttext.api.deps import ServicesDep
+from alttext.http.deps import ServicesDep
 from alttext.privacy.inventory import COOKIES, data_inventory
 from alttext.privacy.policy_versions import PRIVACY_VERSION, TERMS_VERSION
 from alttext.privacy.retention import UNVERIFIED_SIGNUP_TTL, retention_schedule

@@ -8,8 +8,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request
 
 from alttext import idempotency
-from alttext.api.body import read_body
-from alttext.api.deps import PrincipalDep, ServicesDep
 from alttext.billing.checkout import start_checkout
 from alttext.billing.models import CreditEntry
 from alttext.billing.schemas import (
@@ -22,8 +20,9 @@ from alttext.billing.schemas import (
 from alttext.billing.transactions import MAX_PAGE, list_entries, public_reference
 from alttext.billing.webhooks import MAX_WEBHOOK_BYTES, receive
 from alttext.db import iso_utc
-from alttext.errors import InvalidRequest
-from alttext.generation import AccountRestricted
+from alttext.errors import AccountRestricted, InvalidRequest
+from alttext.http.body import read_body
+from alttext.http.deps import PrincipalDep, ServicesDep
 
 router = APIRouter()
 _TXN_ID = re.compile(r"^txn_[0-9a-z]{26}$")

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alttext.accounts import keys
 from alttext.accounts.models import ApiKey
 from alttext.accounts.service import create_account, get_account_by_email
+from alttext.billing.ledger import grant_starting_credits
 from alttext.ids import new_id
 
 DEV_EMAIL = "dev@localhost.localdomain"
@@ -27,7 +28,8 @@ async def ensure_dev_account(session: AsyncSession, secret_key: str) -> str:
     """Create the account (once, with 1,000 credits) and its key; return the key."""
     account = await get_account_by_email(session, DEV_EMAIL)
     if account is None:
-        account = await create_account(session, DEV_EMAIL, credits=DEV_CREDITS, name="Development")
+        account = await create_account(session, DEV_EMAIL, name="Development")
+        await grant_starting_credits(session, account, DEV_CREDITS)
     secret = dev_key(secret_key)
     digest = keys.hash_key(secret)
     existing = (

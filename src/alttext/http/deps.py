@@ -9,12 +9,18 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from alttext.accounts.service import Principal, authenticate
 from alttext.errors import RateLimited, Unauthorized
-from alttext.services import Services, get_services
+from alttext.process import Services
 
 # Declared for the OpenAPI document; the dependency reads the headers itself so that a missing
 # key is our 401 problem, not FastAPI's 403.
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer at_live_…")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: at_live_…")
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 

@@ -3,7 +3,7 @@
 Uvicorn does not cancel a request whose client disconnected; it only reports
 ``http.disconnect`` on the receive channel. Once the body has been read, the only message that
 can still arrive is that one, so a watcher waits for it and cancels the work, which releases
-the reserved credit (generation.py) and frees an idempotency key.
+the reserved credit (generation/service.py) and frees an idempotency key.
 """
 
 from __future__ import annotations

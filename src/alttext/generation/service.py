@@ -17,7 +17,13 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts.service import Principal
-from alttext.api.schemas import (
+from alttext.billing import credits
+from alttext.db import transaction
+from alttext.describe.errors import AppError
+from alttext.describe.fetch import fetch_image
+from alttext.describe.types import DescribeOptions, Description
+from alttext.errors import AccountRestricted, Forbidden, InvalidRequest, RateLimited
+from alttext.generation.schemas import (
     AltTextOptions,
     AltTextRequest,
     AltTextResponse,
@@ -25,21 +31,10 @@ from alttext.api.schemas import (
     TimingOut,
     UsageOut,
 )
-from alttext.billing import credits
-from alttext.db import transaction
-from alttext.describe.errors import AppError
-from alttext.describe.fetch import fetch_image
-from alttext.describe.types import DescribeOptions, Description
-from alttext.errors import Forbidden, InvalidRequest, RateLimited
-from alttext.services import Services
+from alttext.process import Services
 from alttext.usage.models import UsageEvent
 
 log = logging.getLogger("alttext.generation")
-
-
-class AccountRestricted(Forbidden):
-    code = "account_restricted"
-    title = "Processing is restricted for this account"
 
 
 def describe_options(req: AltTextOptions) -> DescribeOptions:

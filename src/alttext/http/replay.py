@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from alttext import idempotency
-from alttext.api.disconnect import unless_disconnected
 from alttext.errors import AppError, problem_body
-from alttext.services import Services
+from alttext.http.disconnect import unless_disconnected
+from alttext.process import Services
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Request, Response
 
 from alttext.accounts.models import Account
 from alttext.accounts.service import Principal
-from alttext.api.deps import PrincipalDep, ServicesDep
 from alttext.db import iso_utc, transaction
 from alttext.errors import RateLimited
+from alttext.http.deps import PrincipalDep, ServicesDep
 from alttext.privacy import erasure, rights, signup
 from alttext.privacy.audit import record
 from alttext.privacy.export import export_account
@@ -31,7 +31,7 @@ from alttext.privacy.schemas import (
     TokenIn,
     Verified,
 )
-from alttext.services import Services
+from alttext.process import Services
 
 router = APIRouter(prefix="/v1")
 SIGNUPS_PER_HOUR = 10

@@ -1,0 +1,1 @@
+"""Use cases: one alt-text generation for an authenticated caller, and its request models."""

@@ -1,0 +1,1 @@
+"""Shared HTTP plumbing for every surface: auth dependencies, body limits, middleware."""

@@ -1,0 +1,99 @@
+"""One way to build a process: the long-lived parts every surface needs, opened and closed once.
+
+The app's lifespan, the CLI and the worker all call :func:`open_process`; nothing else creates
+database engines, limiters, mailers or the describe runtime. Periodic work is declared by the
+domain that owns it (``periodic_tasks`` functions) and run by :mod:`alttext.scheduler` when
+the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from alttext import idempotency, models_registry, scheduler
+from alttext.accounts.last_used import LastUsedRecorder
+from alttext.billing import tasks as billing_tasks
+from alttext.config import Settings
+from alttext.db import create_engine, session_factory
+from alttext.inflight import InflightBudget
+from alttext.mail import Mailer, build_mailer
+from alttext.privacy import retention
+from alttext.runtime import Runtime, open_runtime
+from alttext.scheduler import PeriodicTask
+from alttext.usage.backends import build_limiter
+from alttext.usage.limits import Limiter
+
+
+@dataclass
+class Services:
+    """The per-process container handed to routes, commands and workers."""
+
+    settings: Settings
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    inflight: InflightBudget
+    limiter: Limiter
+    last_used: LastUsedRecorder
+    mailer: Mailer
+    _runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The describe engine and its clients (built only where ``engine=True``)."""
+        if self._runtime is None:
+            raise RuntimeError("this process was built without the describe engine")
+        return self._runtime
+
+
+def periodic_tasks(services: Services) -> list[PeriodicTask]:
+    """Every periodic task of the house, as each owner declares it."""
+    sessions, settings = services.sessions, services.settings
+    return [
+        services.last_used.periodic_task(sessions),
+        *billing_tasks.periodic_tasks(sessions, settings),
+        *idempotency.periodic_tasks(sessions),
+        *retention.periodic_tasks(sessions, settings),
+    ]
+
+
+@contextlib.asynccontextmanager
+async def open_process(
+    settings: Settings, *, engine: bool = True, schedule: bool = False
+) -> AsyncIterator[Services]:
+    """Build the process's parts; close them all, in reverse order, when the block ends.
+
+    ``engine`` loads the describe runtime (OCR and language models: about a second), which
+    commands that only touch the database skip. ``schedule`` runs the periodic tasks in the
+    background: once per cluster when Redis is configured, else in this process.
+    """
+    models_registry.metadata()  # every table is known (erasure and export walk them all)
+    db = create_engine(settings.database_url)
+    sessions = session_factory(db)
+    limiter = build_limiter(settings.redis_url)
+    last_used = LastUsedRecorder()
+    claims = scheduler.build_claims(settings.redis_url)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(open_runtime(settings)) if engine else None
+            services = Services(
+                settings=settings,
+                db=db,
+                sessions=sessions,
+                inflight=InflightBudget(settings.max_inflight_mb * 1024 * 1024),
+                limiter=limiter,
+                last_used=last_used,
+                mailer=build_mailer(settings),
+                _runtime=runtime,
+            )
+            if schedule:
+                await stack.enter_async_context(scheduler.running(periodic_tasks(services), claims))
+            yield services
+    finally:
+        await last_used.flush(sessions)
+        await claims.aclose()
+        await limiter.aclose()
+        await db.dispose()
