@@ -23,13 +23,19 @@ from alttext.describe.ocr import OcrReader
 from alttext.describe.providers.base import Provider
 from alttext.describe.providers.local import LocalProvider
 from alttext.describe.providers.openrouter import ChatCompletionsProvider, ChatConfig
-from alttext.describe.rules import language_identifier
+from alttext.describe.rules import LanguageIdentifier
 
 
 @functools.cache
 def shared_ocr_reader() -> OcrReader:
     """The OCR models load once per process (about a second) and are shared by every app."""
     return OcrReader()
+
+
+@functools.cache
+def shared_language_identifier() -> LanguageIdentifier:
+    """The language model (rule 10) loads once per process too (about a second)."""
+    return LanguageIdentifier()
 
 
 @dataclass
@@ -108,11 +114,17 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         trust_env=False,
     )
     ocr = await asyncio.to_thread(shared_ocr_reader)
-    # The language identifier (rule 10) also loads once, at start-up rather than on a request.
-    await asyncio.to_thread(language_identifier)
+    # Loaded at start-up rather than on a request.
+    language_identifier = await asyncio.to_thread(shared_language_identifier)
     provider = build_provider(settings, http, ocr, executor)
     limits = image_limits(settings)
-    engine = Engine(provider, executor=executor, image_limits=limits, ocr=ocr)
+    engine = Engine(
+        provider,
+        executor=executor,
+        language_identifier=language_identifier,
+        image_limits=limits,
+        ocr=ocr,
+    )
     try:
         yield Runtime(
             settings=settings,

@@ -33,6 +33,7 @@ from typing import Any, cast
 from alttext.describe import rules
 from alttext.describe.errors import UpstreamError
 from alttext.describe.image import ImageLimits, PreparedImage, prepare_image
+from alttext.describe.languages import primary_subtag
 from alttext.describe.ocr import OcrReader
 from alttext.describe.prompt import (
     PROMPT_VERSION,
@@ -43,7 +44,7 @@ from alttext.describe.prompt import (
     unique_languages,
 )
 from alttext.describe.providers.base import ModelReply, ModelRequest, Provider
-from alttext.describe.rules import Finding, RuleContext
+from alttext.describe.rules import Finding, LanguageIdentifier, RuleContext
 from alttext.describe.types import (
     DescribeOptions,
     Description,
@@ -120,12 +121,12 @@ def _match_languages(raw: object, languages: Sequence[str]) -> dict[str, str | N
     by_key = {str(k).strip().lower(): v for k, v in raw.items()}
     by_primary: dict[str, list[object]] = {}
     for key, value in by_key.items():
-        by_primary.setdefault(rules.primary(key), []).append(value)
+        by_primary.setdefault(primary_subtag(key), []).append(value)
     for lang in languages:
         value = by_key.get(lang.lower())
         # "en" answered as "en-US" (or the reverse): accept when it is unambiguous.
-        if value is None and len(by_primary.get(rules.primary(lang), [])) == 1:
-            value = by_primary[rules.primary(lang)][0]
+        if value is None and len(by_primary.get(primary_subtag(lang), [])) == 1:
+            value = by_primary[primary_subtag(lang)][0]
         texts[lang] = value if isinstance(value, str) else None
     return texts
 
@@ -180,18 +181,23 @@ def _dedupe(items: Sequence[str]) -> list[str]:
 
 
 class Engine:
-    """Turns image bytes into checked alt text. One per process; safe for concurrent use."""
+    """Turns image bytes into checked alt text. One per process; safe for concurrent use.
+
+    The models it uses (``language_identifier``, the optional ``ocr`` cross-check) take about a
+    second each to load, so the process builds them once and hands them in."""
 
     def __init__(
         self,
         provider: Provider,
         *,
         executor: Executor,
+        language_identifier: LanguageIdentifier,
         image_limits: ImageLimits = ImageLimits(),
         ocr: OcrReader | None = None,
     ) -> None:
         self.provider = provider
         self.executor = executor
+        self.language_identifier = language_identifier
         self.image_limits = image_limits
         self.ocr = ocr
 
@@ -317,7 +323,9 @@ class _Run:
                     Finding("missing_language", "check", f"no alt text was given for {lang}")
                 ]
             else:
-                findings[lang] = rules.check(text, self.context(role, lang, ocr_text))
+                findings[lang] = rules.check(
+                    text, self.context(role, lang, ocr_text), self.engine.language_identifier
+                )
         return findings
 
     def _prefix(self, lang: str) -> str:
@@ -363,6 +371,7 @@ class _Run:
                     rules.check,
                     repaired,
                     self.context(role, lang, None),
+                    self.engine.language_identifier,
                 )
             reasons += [prefix + f.message for f in findings if f.severity == "flag"]
             if role != "decorative" and not texts[lang]:

@@ -38,4 +38,7 @@ def normalise_tag(tag: str) -> str | None:
 
 
 def primary_subtag(tag: str) -> str:
-    return tag.split("-", 1)[0].lower()
+    """The language part of a tag, lower-cased (``pt-BR`` -> ``pt``), for every comparison in
+    describe/: callers of the library may pass unnormalised tags (``" EN_us"``), so stray
+    spaces, case and an underscore separator are tolerated here rather than at each caller."""
+    return tag.strip().lower().replace("_", "-").split("-", 1)[0]

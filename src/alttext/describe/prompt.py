@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from alttext.describe.languages import primary_subtag
 from alttext.describe.types import MAX_CONTEXT_CHARS, DescribeOptions, ResolvedRole
 
 # Bump when the prompt or the rules change what a cached answer would be.
@@ -96,10 +97,6 @@ def length_target(role: str, max_length: int) -> int:
     if role == "decorative":
         return 0
     return min(max_length, ROLE_TARGETS.get(role, max_length))
-
-
-def primary_subtag(tag: str) -> str:
-    return tag.strip().lower().replace("_", "-").split("-", 1)[0]
 
 
 def text_in_image_limit(*, text_heavy: bool, role: str) -> int:

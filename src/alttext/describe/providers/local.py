@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from alttext.describe.errors import InvalidImage, UpstreamError
+from alttext.describe.languages import primary_subtag
 from alttext.describe.ocr import OcrLine, OcrReader
 from alttext.describe.providers.base import ModelInfo, ModelReply, ModelRequest
 from alttext.describe.types import DescribeOptions, ResolvedRole
@@ -307,7 +308,7 @@ def compose(look: Look, options: DescribeOptions) -> tuple[dict[str, Any], list[
 
 
 def _is_english(lang: str) -> bool:
-    return lang.split("-")[0].lower() == "en"
+    return primary_subtag(lang) == "en"
 
 
 def _words(text: str, limit: int, reasons: list[str]) -> str:
