@@ -1,17 +1,35 @@
 """Structured logs: one JSON object a line, with the fields passed in ``extra``.
 
 Only ids, sizes, codes and timings are ever passed; never image bytes, alt text, URLs or keys.
+Logs are plain text for machines: uvicorn's ``color_message`` extra (the message again, with ANSI
+colour codes) is dropped, and any ANSI escape sequence left in a message or a value is removed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# Extras that are terminal decoration, not data (uvicorn sets color_message on its records).
+_DROPPED = {"color_message"}
+# CSI sequences (colours, cursor moves), other two-byte escapes, then any ESC left alone.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|\x1b")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every ANSI escape sequence removed from its strings, nested ones too."""
+    if isinstance(value, str):
+        return _ANSI.sub("", value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,16 +38,16 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": _plain(record.getMessage()),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                out[key] = value
+            if key not in _STANDARD and key not in _DROPPED and not key.startswith("_"):
+                out[key] = _plain(value)
         if record.exc_info and record.exc_info[0] is not None:
             # The type and the traceback's code locations; exception messages can hold user input.
             out["error_type"] = record.exc_info[0].__name__
-            out["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+            out["traceback"] = _plain(self.formatException(record.exc_info))
+        return json.dumps(out, default=lambda v: _plain(str(v)))
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -576,13 +576,34 @@ def _tls_material(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(hours=1))
         )
-        if subject == issuer:
+        assert isinstance(signer, ec.EllipticCurvePrivateKey)
+        # Key usage and key identifiers: Python 3.13 verifies with VERIFY_X509_STRICT.
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False
+        ).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False
+        )
+        is_ca = subject == issuer
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=not is_ca,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=is_ca,
+                crl_sign=is_ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        )
+        if is_ca:
             builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
         else:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.DNSName(subject)]), False
             )
-        assert isinstance(signer, ec.EllipticCurvePrivateKey)
         return builder.sign(signer, hashes.SHA256())
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
