@@ -45,3 +45,18 @@ def test_provider_defaults_follow_the_configured_keys() -> None:
     assert settings(models=" a/b , c/d ").model_chain == ("a/b", "c/d")
     with pytest.raises(ValidationError):
         settings(models=" , ")
+
+
+def test_http_limits_default_and_bounds() -> None:
+    defaults = settings()
+    assert defaults.max_header_bytes == 16_384
+    assert defaults.body_read_timeout_s == 30.0
+    assert settings(max_header_bytes=1024, body_read_timeout_s=0.5).body_read_timeout_s == 0.5
+    for values in (
+        {"max_header_bytes": 1023},
+        {"max_header_bytes": 1_048_577},
+        {"body_read_timeout_s": 0},
+        {"body_read_timeout_s": 3601},
+    ):
+        with pytest.raises(ValidationError):
+            settings(**values)

@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
     ("domains: billing, usage", [("alttext.billing",), ("alttext.usage",)]),
     ("domain: privacy", [("alttext.privacy",)]),
     ("process", [("alttext.process", "alttext.models_registry", "alttext.dev_account")]),
-    ("use case: generation", [("alttext.generation",)]),
+    ("use case: generation", [("alttext.generation",), ("alttext.evaluation",)]),
     ("use case: jobs", [("alttext.jobs",)]),
     ("http plumbing", [("alttext.http",)]),
     (

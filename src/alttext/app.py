@@ -13,7 +13,8 @@ from alttext.api import account, alt_text, batch, billing, privacy, system
 from alttext.api.openapi import install_openapi
 from alttext.config import Settings
 from alttext.errors import install_error_handlers
-from alttext.http.middleware import RateLimitHeadersMiddleware, RequestIdMiddleware
+from alttext.http.guard import RequestGuard
+from alttext.http.middleware import ErrorBoundary, RateLimitHeadersMiddleware, RequestIdMiddleware
 from alttext.logging_setup import configure_logging
 from alttext.process import open_process
 from alttext.web import routes as web_routes
@@ -47,9 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        generate_unique_id_function=lambda route: route.name,  # operationId: the function name
     )
     install_error_handlers(app)
+    # The last added is the outermost: RequestId > Guard > RateLimitHeaders > ErrorBoundary.
+    app.add_middleware(ErrorBoundary)
     app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(RequestGuard)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(system.router)
     app.include_router(alt_text.router)

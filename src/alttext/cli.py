@@ -1,4 +1,4 @@
-"""The ``alttext`` command line: serve, describe, accounts, keys, db."""
+"""The ``alttext`` command line: serve, describe, eval, accounts, keys, db."""
 
 from __future__ import annotations
 
@@ -92,18 +92,14 @@ def serve(
     import uvicorn
 
     from alttext.app import create_app
+    from alttext.http.server import uvicorn_options
 
     settings = _settings()
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        # Bounded by ALTTEXT_MAX_INFLIGHT_MB for images; this bounds connections.
-        limit_concurrency=1000,
-        timeout_graceful_shutdown=30,
+        **uvicorn_options(settings),
     )
 
 
@@ -201,6 +197,70 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
         flag = "  (needs review)" if result["needs_review"] else ""
         sys.stdout.write(f"{result['input']}\t{result['alt_text']}{flag}\n")
     sys.stdout.flush()
+
+
+@app.command("eval")
+def eval_command(
+    models: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated model ids. Default: each model of ALTTEXT_MODELS."),
+    ] = None,
+    set_path: Annotated[
+        Path | None,
+        typer.Option("--set", help="A folder with cases.json, or the file. Default: ours."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The full report as JSON.")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Images in flight.")] = 4,
+) -> None:
+    """Compare models on an evaluation set: check pass rates, role and language accuracy,
+    length, OCR agreement, latency and cost (docs/evaluation.md)."""
+    from alttext.evaluation.cases import EvalSetError, load_set
+    from alttext.evaluation.metrics import ModelSummary
+    from alttext.evaluation.report import report_dict, table
+    from alttext.evaluation.running import Evaluator
+    from alttext.process import open_process
+
+    try:
+        evalset = load_set(set_path)
+    except EvalSetError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    settings = _settings()
+    chosen: list[str | None]
+    if models is not None:
+        chosen = list(dict.fromkeys(m.strip() for m in models.split(",") if m.strip()))
+        if not chosen:
+            raise typer.BadParameter("name at least one model", param_hint="--models")
+        if settings.resolved_provider != "local":
+            # The provider lists (and prices) the models of its chain: make it these.
+            settings = Settings(models=",".join(m for m in chosen if m))
+    elif settings.resolved_provider == "local":
+        chosen = [None]  # the offline engine has one "model"
+    else:
+        chosen = list(settings.model_chain) or [None]
+
+    async def run() -> list[ModelSummary]:
+        async with open_process(settings, engine=True) as services:
+            evaluator = Evaluator(services.runtime.engine, concurrency=concurrency)
+            with Progress(console=err, transient=True) as progress:
+                task = progress.add_task("Evaluating", total=len(evalset.cases) * len(chosen))
+                return await evaluator.run(
+                    evalset, chosen, on_result=lambda _model, _result: progress.advance(task)
+                )
+
+    try:
+        summaries = asyncio.run(run())
+    except AppError as exc:
+        err.print(f"[red]{exc.title}:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        report = report_dict(evalset, summaries, provider=settings.resolved_provider)
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    else:
+        Console().print(table(evalset, summaries))
+    if any(s.answered == 0 for s in summaries):
+        err.print("[red]A model described none of the images; see the errors above.[/red]")
+        raise typer.Exit(1)
 
 
 @accounts_app.command("create")

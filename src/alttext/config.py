@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     log_level: str = "INFO"
 
+    # HTTP: what one client may hold a server with.
+    max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576)  # request line plus headers
+    body_read_timeout_s: float = Field(30.0, gt=0, le=3600)  # longest pause inside a body
+
     # Models.
     provider: Literal["openrouter", "openai", "local"] | None = None
     openrouter_api_key: str | None = None
@@ -37,6 +41,8 @@ class Settings(BaseSettings):
     zero_data_retention: bool = False
     upstream_timeout_s: float = Field(30.0, gt=0, le=300)
     upstream_budget_s: float = Field(60.0, gt=0, le=600)
+    # Where people reach the service: the base of every link in mail and of Stripe's return
+    # URLs. Unset, it follows ALTTEXT_HOST and ALTTEXT_PORT (``_public_url_default``).
     public_url: str = "http://127.0.0.1:8000"
     # Named on the privacy policy and terms as the controller of personal data.
     operator_name: str = Field("the operator of this deployment", max_length=200)
@@ -55,7 +61,7 @@ class Settings(BaseSettings):
 
     # Accounts, money and limits.
     price_per_image_usd: float = Field(0.03, gt=0, le=100)
-    free_credits: int = Field(0, ge=0, le=1_000_000)
+    free_credits: int = Field(10, ge=0, le=1_000_000)  # trial, once per address
     rate_limit_per_minute: int = Field(120, ge=1, le=1_000_000)
     max_concurrent_per_account: int = Field(20, ge=1, le=10_000)
     min_purchase_usd: float = Field(5.0, gt=0)
@@ -67,6 +73,29 @@ class Settings(BaseSettings):
     # A reservation whose request died (crash, kill) is released after this long.
     reservation_ttl_s: float = Field(600.0, ge=1, le=86_400)
     reservation_sweep_s: float = Field(30.0, ge=0.1, le=3600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_url_default(cls, data: Any) -> Any:
+        """No ALTTEXT_PUBLIC_URL: links point at the host and port the service listens on (a
+        wildcard address is reached as 127.0.0.1), so they work however the port was chosen."""
+        if not isinstance(data, dict) or data.get("public_url"):
+            return data
+        host = str(data.get("host") or "127.0.0.1").strip()
+        port = data.get("port") or 8000
+        if host in ("0.0.0.0", "::", "[::]", ""):  # noqa: S104 - a listen address, not a bind
+            host = "127.0.0.1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return {**data, "public_url": f"http://{host}:{port}"}
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("ALTTEXT_PUBLIC_URL must start with http:// or https://")
+        return value
 
     @field_validator("models")
     @classmethod

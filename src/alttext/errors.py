@@ -1,8 +1,10 @@
-"""Account-level errors and the one handler that turns every error into problem+json."""
+"""Account-level errors, the one builder of problem documents, and the handlers that turn every
+error into RFC 9457 problem+json."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from alttext.describe.errors import (
     AppError,
@@ -24,17 +27,24 @@ from alttext.describe.errors import (
 )
 
 __all__ = [
+    "PROBLEM_JSON",
     "AccountRestricted",
     "AppError",
+    "ClientDisconnected",
     "Forbidden",
+    "HeadersTooLarge",
     "IdempotencyConflict",
     "ImageFetchFailed",
     "ImageTooLarge",
     "InsufficientCredits",
+    "InternalError",
     "InvalidImage",
     "InvalidRequest",
+    "MethodNotAllowed",
     "NotFound",
     "RateLimited",
+    "RequestTimeout",
+    "RequestTooLarge",
     "ServiceUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -42,13 +52,16 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "install_error_handlers",
-    "problem_body",
+    "log_unexpected",
+    "problem_fields",
     "problem_response",
+    "request_id_of",
 ]
 
 log = logging.getLogger("alttext.errors")
 ERROR_TYPE_BASE = "https://alttext.dev/errors/"
 PROBLEM_JSON = "application/problem+json"
+INTERNAL_DETAIL = "Something went wrong on our side. Quote the request id if you contact us."
 
 
 class Unauthorized(AppError):
@@ -69,6 +82,12 @@ class NotFound(AppError):
     title = "Not found"
 
 
+class MethodNotAllowed(AppError):
+    code = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
+
+
 class AccountRestricted(Forbidden):
     code = "account_restricted"
     title = "Processing is restricted for this account"
@@ -78,6 +97,28 @@ class InsufficientCredits(AppError):
     code = "insufficient_credits"
     status = 402
     title = "Insufficient credits"
+
+
+class RequestTimeout(AppError):
+    """The client stopped sending the request body (ALTTEXT_BODY_READ_TIMEOUT_S)."""
+
+    code = "request_timeout"
+    status = 408
+    title = "Request timeout"
+
+
+class RequestTooLarge(ImageTooLarge):
+    """The body itself is over its cap (its image usually is): same code, its own title."""
+
+    title = "Request too large"
+
+
+class HeadersTooLarge(AppError):
+    """The request line and headers are over ALTTEXT_MAX_HEADER_BYTES."""
+
+    code = "headers_too_large"
+    status = 431
+    title = "Request headers too large"
 
 
 class RateLimited(AppError):
@@ -92,58 +133,70 @@ class IdempotencyConflict(AppError):
     title = "Idempotency key reused with a different request"
 
 
+class ClientDisconnected(AppError):
+    """The client closed the connection before the answer was ready (nobody reads this)."""
+
+    code = "client_disconnected"
+    status = 499  # nginx's "client closed request": shows up so in the access log
+    title = "Client closed the request"
+
+
+class InternalError(AppError):
+    """An unexpected failure, as the client sees it (the base's code: ``internal_error``)."""
+
+
 class ServiceUnavailable(AppError):
     code = "service_unavailable"
     status = 503
     title = "Service unavailable"
 
 
-def _request_id(request: Request) -> str | None:
+def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def problem_body(exc: AppError, request: Request) -> dict[str, Any]:
-    """The problem document for an AppError (also stored for idempotent replays)."""
-    body: dict[str, Any] = {
+def problem_fields(exc: AppError, request_id: str | None) -> dict[str, Any]:
+    """The RFC 9457 members for ``exc``: the one place a problem document is built.
+
+    Rendered as problem+json by ``problem_response``, stored for idempotent replays, embedded in
+    batch items; an HTML error page renders the same fields.
+    """
+    fields: dict[str, Any] = {
         "type": ERROR_TYPE_BASE + exc.code,
         "title": exc.title,
         "status": exc.http_status,
         "detail": exc.detail,
         "code": exc.code,
-        "request_id": _request_id(request),
+        "request_id": request_id,
     }
     if exc.errors:
-        body["errors"] = exc.errors
-    return body
+        fields["errors"] = exc.errors
+    return fields
 
 
 def problem_response(
-    request: Request,
-    *,
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    exc: AppError, request_id: str | None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": ERROR_TYPE_BASE + code,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": _request_id(request),
-    }
-    if errors:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    """``exc`` as an ``application/problem+json`` response, with ``Retry-After`` when it has one."""
+    all_headers = dict(headers or {})
+    if exc.retry_after is not None:
+        all_headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+    return JSONResponse(
+        problem_fields(exc, request_id),
+        status_code=exc.http_status,
+        headers=all_headers or None,
+        media_type=PROBLEM_JSON,
+    )
 
 
-def _retry_after_header(seconds: float | None) -> dict[str, str]:
-    if seconds is None:
-        return {}
-    return {"Retry-After": str(max(1, int(seconds + 0.999)))}
+def log_unexpected(exc: BaseException, request_id: str | None) -> None:
+    # The exception's text may hold user input, so the log line carries its type and traceback
+    # (JsonFormatter), never a message of ours quoting it; the client sees neither.
+    log.error(
+        "unhandled error",
+        extra={"request_id": request_id, "error_type": type(exc).__name__},
+        exc_info=exc,
+    )
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -155,81 +208,81 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def _from_http_exception(exc: StarletteHTTPException) -> AppError:
+    """Starlette's and FastAPI's own HTTP errors (404, 405, body parsing) as our errors."""
+    detail = str(exc.detail)
+    known: dict[int, type[AppError]] = {
+        401: Unauthorized,
+        403: Forbidden,
+        404: NotFound,
+        405: MethodNotAllowed,
+        408: RequestTimeout,
+        413: RequestTooLarge,
+        431: HeadersTooLarge,
+    }
+    if exc.status_code in known:
+        return known[exc.status_code](detail)
+    if exc.status_code < 500:
+        return InvalidRequest(detail, status=exc.status_code)
+    return InternalError(detail, status=exc.status_code)
+
+
+def _body_error(exc: BaseException | None) -> AppError | None:
+    """Our error for one raised while a body was read; None for anything else."""
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, ClientDisconnect):
+        # Starlette's, when the connection closes mid-body. Not a failure of ours: the access
+        # log shows 499, and RequestGuard logs the disconnect.
+        return ClientDisconnected("The client disconnected before sending the whole body.")
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def app_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AppError)
-        headers = _retry_after_header(exc.retry_after)
-        return problem_response(
-            request,
-            status=exc.http_status,
-            code=exc.code,
-            title=exc.title,
-            detail=exc.detail,
-            errors=exc.errors,
-            headers=headers or None,
-        )
+        own = _body_error(exc)
+        assert own is not None
+        return problem_response(own, request_id_of(request))
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return problem_response(
-            request,
-            status=422,
-            code="invalid_request",
-            title="Invalid request",
-            detail="The request has invalid or missing fields.",
-            errors=_validation_errors(exc),
+        problem = InvalidRequest(
+            "The request has invalid or missing fields.", errors=_validation_errors(exc)
         )
+        return problem_response(problem, request_id_of(request))
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = {
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "request_too_large",
-        }.get(exc.status_code, "invalid_request")
+        own = _body_error(exc.__cause__)
+        if own is not None:
+            # FastAPI turns any error raised while it reads a body into a bare 400 "error
+            # parsing the body"; ours (the body cap, JSON limits, the read timeout, a client
+            # that left) keep their own status and detail.
+            return problem_response(own, request_id_of(request))
         return problem_response(
-            request,
-            status=exc.status_code,
-            code=code,
-            title=str(exc.detail) if exc.status_code != 404 else "Not found",
-            detail=str(exc.detail),
-            headers=dict(exc.headers) if exc.headers else None,
+            _from_http_exception(exc), request_id_of(request), headers=exc.headers
         )
 
     async def database_down(request: Request, exc: Exception) -> JSONResponse:
         # The transaction was rolled back: nothing is half-booked, and a retry is safe.
         log.error(
             "database unavailable",
-            extra={"request_id": _request_id(request), "error_type": type(exc).__name__},
+            extra={"request_id": request_id_of(request), "error_type": type(exc).__name__},
         )
-        return problem_response(
-            request,
-            status=503,
-            code="service_unavailable",
-            title="Service unavailable",
-            detail="The database is unavailable; nothing was charged. Retry shortly.",
-            headers={"Retry-After": "5"},
+        problem = ServiceUnavailable(
+            "The database is unavailable; nothing was charged. Retry shortly.", retry_after=5
         )
+        return problem_response(problem, request_id_of(request))
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Logged with the request id; the exception text may not hold user data (house rule),
-        # but only its type goes into the response.
-        log.error(
-            "unhandled error",
-            extra={"request_id": _request_id(request), "error_type": type(exc).__name__},
-            exc_info=exc,
-        )
-        return problem_response(
-            request,
-            status=500,
-            code="internal_error",
-            title="Internal server error",
-            detail="Something went wrong on our side. Quote the request id if you contact us.",
-        )
+        # Starlette runs this handler in its outermost middleware, outside ours, and re-raises
+        # afterwards. alttext.http.middleware.ErrorBoundary answers unexpected errors inside our
+        # middleware first; this is the last resort for a failure in the middleware itself.
+        log_unexpected(exc, request_id_of(request))
+        return problem_response(InternalError(INTERNAL_DETAIL), request_id_of(request))
 
     app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(ClientDisconnect, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(OperationalError, database_down)

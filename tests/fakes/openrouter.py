@@ -7,6 +7,7 @@ every request so tests can assert what the client sent. Tests script it per call
     with run_fake_openrouter() as fake:
         fake.enqueue(Status(429, retry_after=2), Reply("A red bicycle leaning on a wall."))
         fake.fail_model("google/gemini-2.5-flash-lite", code=503)   # forces a fallback
+        fake.respond_with(lambda body, model: Reply("…") if model == "…" else None)
         ...
         assert fake.chat_requests[0].json["provider"]["data_collection"] == "deny"
 
@@ -28,7 +29,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -148,6 +149,8 @@ class Reply:
     finish_reason: str = "stop"
     provider: str | None = None
     parts: tuple[str, ...] | None = None
+    # Leave ``usage.cost`` out, as an OpenAI-compatible server (not OpenRouter) would.
+    omit_cost: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,9 @@ class RejectResponseFormat:
 
 
 Behaviour = Reply | Status | ErrorIn200 | Slow | RejectResponseFormat
+# Answers a call the script leaves unanswered: (request body, first model of its chain) ->
+# a behaviour, or None for the default answer.
+Responder = Callable[[dict[str, Any], str], Behaviour | None]
 
 
 @dataclass(frozen=True)
@@ -343,6 +349,7 @@ class FakeOpenRouter:
             self._generations: dict[str, dict[str, Any]] = {}
             self._generation_misses: set[str] = set()
             self._spent = 0.0
+            self._responder: Responder | None = None
             self.models_status: int | None = None  # e.g. 500 to break GET /models
 
     def enqueue(self, *behaviours: Behaviour) -> None:
@@ -354,6 +361,12 @@ class FakeOpenRouter:
         """Replace the queued behaviours."""
         with self._lock:
             self._script = deque(behaviours)
+
+    def respond_with(self, responder: Responder | None) -> None:
+        """Answer every call the script leaves unanswered with ``responder(body, model)``
+        (a behaviour, or None for the default); e.g. a different answer per model."""
+        with self._lock:
+            self._responder = responder
 
     def fail_model(
         self, model: str, code: int = 503, message: str | None = None, times: int | None = None
@@ -420,7 +433,11 @@ class FakeOpenRouter:
         except _Reject as bad:
             return _error(bad.code, bad.message, bad.metadata)
         with self._lock:
-            behaviour: Behaviour = self._script.popleft() if self._script else Reply()
+            scripted = self._script.popleft() if self._script else None
+            responder = self._responder
+        if scripted is None and responder is not None:
+            scripted = responder(body, chain[0])
+        behaviour: Behaviour = scripted if scripted is not None else Reply()
         return await self._perform(behaviour, body, chain)
 
     async def _perform(
@@ -576,7 +593,13 @@ class FakeOpenRouter:
         text_len = len(content) if behaviour.parts is None else sum(map(len, behaviour.parts))
         model = behaviour.model or answering
         return self._completion(
-            body, model, message_content, behaviour.finish_reason, text_len, behaviour.provider
+            body,
+            model,
+            message_content,
+            behaviour.finish_reason,
+            text_len,
+            behaviour.provider,
+            omit_cost=behaviour.omit_cost,
         )
 
     def _completion(
@@ -589,6 +612,8 @@ class FakeOpenRouter:
         provider: str | None = None,
         extra_choice: dict[str, Any] | None = None,
         extra_body: dict[str, Any] | None = None,
+        *,
+        omit_cost: bool = False,
     ) -> JSONResponse:
         gen_id = f"gen-{int(time.time())}-{uuid.uuid4().hex[:20]}"
         info = self._catalogue.get(model, self._catalogue[CATALOGUE[0]["id"]])
@@ -632,6 +657,8 @@ class FakeOpenRouter:
             },
             **(extra_body or {}),
         }
+        if omit_cost:
+            del payload["usage"]["cost"]
         with self._lock:
             self._spent += cost
             self._generations[gen_id] = {

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from alttext.accounts import service as accounts
 from alttext.accounts.models import Account, ApiKey
+from alttext.api.openapi import problems
 from alttext.api.schemas import (
     AccountOut,
     KeyCreate,
@@ -21,9 +22,10 @@ from alttext.api.schemas import (
 from alttext.db import iso_utc, transaction
 from alttext.errors import InvalidRequest, NotFound
 from alttext.http.deps import PrincipalDep, ServicesDep
+from alttext.http.routing import ApiRoute
 from alttext.usage.service import aggregate
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 MAX_USAGE_DAYS = 731
 
 
@@ -87,7 +89,11 @@ async def create_key(
 
 
 @router.delete(
-    "/keys/{key_id}", status_code=204, tags=["keys"], summary="Revoke an API key at once"
+    "/keys/{key_id}",
+    status_code=204,
+    tags=["keys"],
+    summary="Revoke an API key at once",
+    responses=problems(404, meanings={404: "No key with this id in your account"}),
 )
 async def revoke_key(key_id: str, services: ServicesDep, principal: PrincipalDep) -> Response:
     async with transaction(services.sessions) as session:
@@ -105,7 +111,7 @@ def _parse_day(value: str | None, name: str) -> date | None:
 
 
 @router.get("/usage", response_model=UsageReport, tags=["usage"], summary="Usage by period, model")
-async def usage(
+async def get_usage(
     services: ServicesDep,
     principal: PrincipalDep,
     start: Annotated[str | None, Query(alias="from", description="First day, inclusive")] = None,

@@ -8,63 +8,47 @@ from fastapi import APIRouter, Header, Request, Response
 
 from alttext import idempotency
 from alttext.api.alt_text_input import parse_alt_text_request
-from alttext.generation.schemas import AltTextResponse, Problem
+from alttext.api.openapi import MULTIPART_REQUEST, REF, problems
+from alttext.generation.schemas import AltTextResponse
 from alttext.generation.service import generate
 from alttext.http.deps import PrincipalDep, ServicesDep
 from alttext.http.replay import spending_response
+from alttext.http.routing import ApiRoute
 from alttext.ids import new_id
 
-router = APIRouter(prefix="/v1", tags=["alt text"])
+router = APIRouter(prefix="/v1", tags=["alt text"], route_class=ApiRoute)
 
-_MULTIPART_SCHEMA = {
-    "type": "object",
-    "required": [],
-    "properties": {
-        "image": {"type": "string", "format": "binary", "description": "The image file."},
-        "image_url": {"type": "string"},
-        "context": {"type": "string", "maxLength": 2000},
-        "role": {
-            "type": "string",
-            "enum": ["auto", "informative", "decorative", "functional", "text", "complex"],
-        },
-        "link_target": {"type": "string"},
-        "language": {"type": "string", "description": "A BCP 47 tag; repeat for several."},
-        "max_length": {"type": "integer", "minimum": 20, "maximum": 1000},
-        "keywords": {"type": "string", "description": "Comma-separated, or repeat the field."},
-        "long_description": {"type": "boolean"},
-        "model": {"type": "string"},
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": REF.format(model="AltTextRequest")}},
+        "multipart/form-data": {"schema": {"$ref": REF.format(model=MULTIPART_REQUEST)}},
     },
 }
-
-_ERRORS = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": d}
-    for status, d in {
-        400: "Invalid image, image_fetch_failed or malformed body",
-        401: "Missing or invalid API key",
-        413: "Image or body too large",
-        415: "Unsupported image or body format",
-        422: "Invalid fields",
-        502: "The model provider failed",
-        503: "The model provider or the service is unavailable",
-        504: "The model provider timed out",
-    }.items()
-}
+# 401, 408, 413 and 429 are documented on every authenticated operation with a body.
+_ERRORS = problems(
+    400,
+    402,
+    403,
+    409,
+    415,
+    422,
+    502,
+    503,
+    504,
+    meanings={
+        400: "Malformed body, unusable image (invalid_image), or an image_url that could not "
+        "be fetched or was refused (image_fetch_failed)"
+    },
+)
 
 
 @router.post(
     "/alt-text",
     response_model=AltTextResponse,
     summary="Generate alt text for one image",
-    responses=_ERRORS,  # type: ignore[arg-type]
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/AltTextRequest"}},
-                "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
-            },
-        }
-    },
+    responses=_ERRORS,
+    openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def create_alt_text(
     request: Request,

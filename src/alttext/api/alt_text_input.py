@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +11,10 @@ from starlette.requests import Request
 from alttext.errors import InvalidImage, InvalidRequest, UnsupportedMediaType
 from alttext.generation.image_input import decode_image_field
 from alttext.generation.schemas import AltTextRequest
-from alttext.http.body import read_body, read_multipart
+from alttext.http.body import load_json, read_body, read_multipart
 
-_LIST_FIELDS = ("language", "keywords")
+# Fields that may repeat in a form, or hold a comma-separated value or a JSON list.
+LIST_FIELDS = ("language", "keywords")
 # Base64 is 4/3 of the bytes; leave room for the other fields.
 _FIELDS_ALLOWANCE = 256 * 1024
 
@@ -39,15 +39,12 @@ def body_caps(max_image_bytes: int) -> tuple[int, int]:
 
 
 def _form_value(name: str, values: list[str]) -> Any:
-    if name in _LIST_FIELDS:
+    if name in LIST_FIELDS:
         if len(values) > 1:
             return values
         value = values[0].strip()
         if value.startswith("["):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise InvalidRequest(f"Form field {name!r} is not a JSON list.") from exc
+            return load_json(value, what=f"Form field {name!r}")
         if name == "keywords":
             return [v.strip() for v in value.split(",") if v.strip()]
         return [v.strip() for v in value.split(",")] if "," in value else value
@@ -60,11 +57,7 @@ async def parse_alt_text_request(request: Request, max_image_bytes: int) -> Pars
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     json_cap, multipart_cap = body_caps(max_image_bytes)
     if content_type == "application/json" or content_type.endswith("+json"):
-        raw = await read_body(request, json_cap)
-        try:
-            payload = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidRequest("The body is not valid JSON.", status=400) from exc
+        payload = load_json(await read_body(request, json_cap))
         if not isinstance(payload, dict):
             raise InvalidRequest("The body must be a JSON object.", status=400)
         try:

@@ -7,7 +7,6 @@ successes are charged) and gets its own result or problem; one bad item never fa
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Annotated, Any
 
@@ -17,8 +16,17 @@ from pydantic import ValidationError
 from alttext import idempotency
 from alttext.accounts.service import Principal
 from alttext.api.alt_text_input import validation_problem
+from alttext.api.openapi import problems
 from alttext.billing import credits
-from alttext.errors import AppError, InvalidRequest, UnsupportedMediaType, problem_body
+from alttext.errors import (
+    INTERNAL_DETAIL,
+    AppError,
+    InternalError,
+    InvalidRequest,
+    UnsupportedMediaType,
+    problem_fields,
+    request_id_of,
+)
 from alttext.generation.image_input import decode_image_field
 from alttext.generation.schemas import (
     MAX_BATCH_ITEMS,
@@ -28,13 +36,14 @@ from alttext.generation.schemas import (
     Problem,
 )
 from alttext.generation.service import check_can_process, generate
-from alttext.http.body import read_body
+from alttext.http.body import load_json, read_body
 from alttext.http.deps import PrincipalDep, ServicesDep
 from alttext.http.replay import spending_response
+from alttext.http.routing import ApiRoute
 from alttext.ids import new_id
 from alttext.process import Services
 
-router = APIRouter(prefix="/v1", tags=["alt text"])
+router = APIRouter(prefix="/v1", tags=["alt text"], route_class=ApiRoute)
 log = logging.getLogger("alttext.api.batch")
 
 # Items of one batch in flight at once; the per-account cap still applies across requests.
@@ -44,10 +53,7 @@ _ITEM_ID_MAX = 100
 
 
 def _parse_batch(raw: bytes) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
-    try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest("The body is not valid JSON.", status=400) from exc
+    payload = load_json(raw)
     if not isinstance(payload, dict) or set(payload) - {"items", "defaults"}:
         raise InvalidRequest("The body must be an object with 'items' and optional 'defaults'.")
     items, defaults = payload.get("items"), payload.get("defaults") or {}
@@ -86,23 +92,18 @@ async def _run_item(
             result = await generate(services, principal, options, image, request_id=new_id("req"))
         return BatchItemResult(id=item_id, status="succeeded", result=result)
     except AppError as exc:
-        return BatchItemResult(
-            id=item_id, status="failed", error=Problem(**problem_body(exc, request))
-        )
+        problem = exc
     except Exception as exc:
         # Even a bug fails only its item (its credit is already released): raising would answer
         # 500 while the other items ran on unseen, and those that succeed would be charged.
         log.error(
             "unhandled error",
-            extra={"request_id": getattr(request.state, "request_id", None), "item_id": item_id},
+            extra={"request_id": request_id_of(request), "item_id": item_id},
             exc_info=exc,
         )
-        internal = AppError(
-            "Something went wrong on our side. Quote the request id if you contact us."
-        )
-        return BatchItemResult(
-            id=item_id, status="failed", error=Problem(**problem_body(internal, request))
-        )
+        problem = InternalError(INTERNAL_DETAIL)
+    document = problem_fields(problem, request_id_of(request))
+    return BatchItemResult(id=item_id, status="failed", error=Problem(**document))
 
 
 async def _run_batch(
@@ -133,6 +134,7 @@ async def _run_batch(
     "/alt-text/batch",
     response_model=BatchResponse,
     summary="Generate alt text for up to 50 images; per-item results, only successes charged",
+    responses=problems(403, 409, 415),
     openapi_extra={
         "requestBody": {
             "required": True,

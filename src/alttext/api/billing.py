@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request
 
 from alttext import idempotency
+from alttext.api.openapi import problems
 from alttext.billing.checkout import start_checkout
 from alttext.billing.models import CreditEntry
 from alttext.billing.schemas import (
@@ -23,8 +24,9 @@ from alttext.db import iso_utc
 from alttext.errors import AccountRestricted, InvalidRequest
 from alttext.http.body import read_body
 from alttext.http.deps import PrincipalDep, ServicesDep
+from alttext.http.routing import ApiRoute
 
-router = APIRouter()
+router = APIRouter(route_class=ApiRoute)
 _TXN_ID = re.compile(r"^txn_[0-9a-z]{26}$")
 
 
@@ -33,10 +35,11 @@ _TXN_ID = re.compile(r"^txn_[0-9a-z]{26}$")
     response_model=CheckoutOut,
     tags=["billing"],
     summary="Start a Stripe Checkout for a credit pack",
+    responses=problems(403, 409, 503),
     description="Credits are the amount divided by the price per image, rounded down, and "
     "never expire. They are added when Stripe confirms the payment (webhook), not here.",
 )
-async def checkout(
+async def create_checkout(
     body: CheckoutRequest,
     services: ServicesDep,
     principal: PrincipalDep,
@@ -87,8 +90,9 @@ def _txn_out(entry: CreditEntry) -> TransactionOut:
     response_model=TransactionList,
     tags=["billing"],
     summary="The credit ledger, newest first",
+    responses=problems(400, meanings={400: "starting_after is not a transaction id"}),
 )
-async def transactions(
+async def list_transactions(
     services: ServicesDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
@@ -111,10 +115,20 @@ async def transactions(
     response_model=WebhookAck,
     tags=["billing"],
     summary="Stripe events (signed with the endpoint's secret)",
+    responses=problems(
+        400,
+        408,
+        413,
+        503,
+        meanings={
+            400: "Missing, invalid or expired Stripe-Signature",
+            503: "No webhook secret is configured",
+        },
+    ),
     description="Answers 400 for a missing, invalid or expired Stripe-Signature (nothing is "
     "stored) and 503 when this deployment has no webhook secret configured.",
 )
-async def stripe_webhook(
+async def receive_stripe_event(
     request: Request,
     services: ServicesDep,
     stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,

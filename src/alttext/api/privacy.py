@@ -13,9 +13,11 @@ from fastapi import APIRouter, Request, Response
 
 from alttext.accounts.models import Account
 from alttext.accounts.service import Principal
+from alttext.api.openapi import problems
 from alttext.db import iso_utc, transaction
 from alttext.errors import RateLimited
 from alttext.http.deps import PrincipalDep, ServicesDep
+from alttext.http.routing import ApiRoute
 from alttext.privacy import erasure, rights, signup
 from alttext.privacy.audit import record
 from alttext.privacy.export import export_account
@@ -33,7 +35,7 @@ from alttext.privacy.schemas import (
 )
 from alttext.process import Services
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 SIGNUPS_PER_HOUR = 10
 VERIFICATIONS_PER_HOUR = 30
 
@@ -73,8 +75,9 @@ def _state(account: Account, *, email_change_pending: bool = False) -> AccountSt
     response_model=SignupAccepted,
     tags=["account"],
     summary="Sign up (consent to terms and privacy policy, 18+); a confirmation link is mailed",
+    responses=problems(429),
 )
-async def post_signup(body: SignupIn, request: Request, services: ServicesDep) -> SignupAccepted:
+async def sign_up(body: SignupIn, request: Request, services: ServicesDep) -> SignupAccepted:
     await _limit_by_ip(request, services, "signup", SIGNUPS_PER_HOUR)
     await signup.sign_up(
         services.sessions,
@@ -91,8 +94,9 @@ async def post_signup(body: SignupIn, request: Request, services: ServicesDep) -
     response_model=Verified,
     tags=["account"],
     summary="Confirm the address: the account opens and its first API key is shown once",
+    responses=problems(400, 429, meanings={400: "The link is invalid, used or expired"}),
 )
-async def post_verify(body: TokenIn, request: Request, services: ServicesDep) -> Verified:
+async def verify_signup(body: TokenIn, request: Request, services: ServicesDep) -> Verified:
     await _limit_by_ip(request, services, "verify", VERIFICATIONS_PER_HOUR)
     done = await signup.verify(services.sessions, services.settings, body.token)
     return Verified(
@@ -107,7 +111,7 @@ async def post_verify(body: TokenIn, request: Request, services: ServicesDep) ->
     summary="Everything held about your account, as one JSON file (GDPR Art. 15 and 20)",
     responses={200: {"content": {"application/json": {}}}},
 )
-async def get_export(services: ServicesDep, principal: PrincipalDep) -> Response:
+async def export_account_data(services: ServicesDep, principal: PrincipalDep) -> Response:
     async with transaction(services.sessions) as session:
         # Recorded first, so the export shows its own request too.
         await record(session, principal.account_id, "export", actor="account")
@@ -128,7 +132,7 @@ async def get_export(services: ServicesDep, principal: PrincipalDep) -> Response
     description="An address change takes effect only once the new address is confirmed "
     "(POST /v1/account/email/confirm with the token mailed to it).",
 )
-async def patch_account(
+async def update_account(
     body: AccountPatch, services: ServicesDep, principal: PrincipalDep
 ) -> AccountState:
     given = body.model_fields_set
@@ -155,8 +159,16 @@ async def patch_account(
     response_model=AccountState,
     tags=["account"],
     summary="Apply an address change with the token mailed to the new address",
+    responses=problems(
+        400,
+        409,
+        meanings={
+            400: "The link is invalid, used or expired",
+            409: "The address was taken by another account meanwhile",
+        },
+    ),
 )
-async def confirm_email(
+async def confirm_email_change(
     body: TokenIn, services: ServicesDep, principal: PrincipalDep
 ) -> AccountState:
     account = await rights.confirm_email_change(
@@ -176,7 +188,7 @@ async def _restriction(services: Services, principal: Principal, on: bool) -> Re
     tags=["account"],
     summary="Restrict processing (GDPR Art. 18): generation answers 403 until lifted",
 )
-async def restrict(services: ServicesDep, principal: PrincipalDep) -> RestrictionOut:
+async def restrict_processing(services: ServicesDep, principal: PrincipalDep) -> RestrictionOut:
     return await _restriction(services, principal, True)
 
 
@@ -195,10 +207,11 @@ async def lift_restriction(services: ServicesDep, principal: PrincipalDep) -> Re
     response_model=EraseOut,
     tags=["account"],
     summary="Erase the account (GDPR Art. 17); send its e-mail address as confirmation",
+    responses=problems(503, meanings={503: "Stripe could not delete the customer; no change"}),
     description="Keys stop working at once; the Stripe customer is deleted; only the "
     "accounting records the law requires are kept, under an anonymous id (docs/privacy.md).",
 )
-async def erase(body: EraseIn, services: ServicesDep, principal: PrincipalDep) -> EraseOut:
+async def erase_account(body: EraseIn, services: ServicesDep, principal: PrincipalDep) -> EraseOut:
     summary = await erasure.erase_account(
         services.sessions,
         services.settings,

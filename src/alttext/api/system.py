@@ -10,8 +10,9 @@ from sqlalchemy import text
 
 from alttext.api.schemas import ModelOut, ModelsResponse
 from alttext.http.deps import PrincipalDep, ServicesDep
+from alttext.http.routing import ApiRoute
 
-router = APIRouter()
+router = APIRouter(route_class=ApiRoute)
 
 
 @router.get("/healthz", tags=["system"], summary="The process is alive")
@@ -19,7 +20,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["system"], summary="Dependencies and the data-routing policy in force")
+@router.get(
+    "/readyz",
+    tags=["system"],
+    summary="Dependencies and the data-routing policy in force",
+    responses={503: {"description": "Not ready: the same document, naming the failed check"}},
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     ready = True

@@ -1,1 +1,3 @@
-"""Shared HTTP plumbing for every surface: auth dependencies, body limits, middleware."""
+"""Shared HTTP plumbing for every surface: auth dependencies, body reading and limits, the
+route class, middleware (request ids, the request guard, the error boundary) and the uvicorn
+options."""

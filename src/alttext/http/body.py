@@ -1,31 +1,92 @@
-"""Reading request bodies with a hard cap, entirely in memory.
+"""Reading request bodies with a hard cap, entirely in memory, and parsing JSON from clients.
 
 Starlette's own form parser spools uploaded parts over 1 MB to temporary files; images must
 never touch disk, so multipart bodies are parsed here into memory with python-multipart's
-streaming parser, under the same cap as every other body.
+streaming parser, under the same cap as every other body. Every JSON a client sends (bodies,
+JSON-valued form fields, and the bodies FastAPI validates, see ``alttext.http.routing``) is
+parsed by ``load_json``.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from alttext.errors import ImageTooLarge, InvalidRequest
+from alttext.errors import InvalidRequest, RequestTooLarge
 
-
-class RequestTooLarge(ImageTooLarge):
-    """The body itself is over its cap (its image usually is): same code, its own title."""
-
-    title = "Request too large"
-
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "FormParts",
+    "RequestTooLarge",
+    "UploadedFile",
+    "capped_stream",
+    "load_json",
+    "read_body",
+    "read_multipart",
+]
 
 MAX_FIELDS = 40
 MAX_FIELD_BYTES = 64 * 1024
+# Our deepest document is a batch: object > items list > item > keywords list.
+MAX_JSON_DEPTH = 32
+
+
+class _NotJson(ValueError):
+    """NaN, Infinity or -Infinity: Python's parser takes them, JSON (RFC 8259) has no such value."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(name)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _too_deep(what: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{what} nests arrays and objects too deeply (at most {MAX_JSON_DEPTH} levels).",
+        status=400,
+    )
+
+
+def load_json(raw: bytes | str, *, what: str = "The body") -> Any:
+    """Parse JSON sent by a client; anything malformed is a 400 ``invalid_request``, never a 500.
+
+    Besides bad syntax and bytes that are not UTF-8 this refuses what Python's parser raises
+    other errors for, or takes though it is not JSON: nesting deeper than ``MAX_JSON_DEPTH``
+    (around 1,000 levels the parser raises RecursionError), integers over Python's
+    4,300-digit conversion limit (ValueError), and NaN/Infinity.
+    """
+    try:
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise _too_deep(what) from None
+    except _NotJson as exc:
+        raise InvalidRequest(f"{what} holds {exc}, which is not JSON.", status=400) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidRequest(f"{what} is not valid JSON.", status=400) from None
+    except ValueError:
+        # Only the integer conversion limit is left: valid JSON, but too many digits to read.
+        raise InvalidRequest(f"{what} holds a number with too many digits.", status=400) from None
+    if isinstance(value, dict | list) and _deeper_than(value, MAX_JSON_DEPTH):
+        raise _too_deep(what)
+    return value
 
 
 def _declared_length(request: Request) -> int | None:

@@ -11,8 +11,8 @@ from alttext.accounts.service import Principal, authenticate
 from alttext.errors import RateLimited, Unauthorized
 from alttext.process import Services
 
-# Declared for the OpenAPI document; the dependency reads the headers itself so that a missing
-# key is our 401 problem, not FastAPI's 403.
+# Declared so the OpenAPI document names both ways to send a key; auto_error=False hands a
+# missing key to current_principal, so it is our 401 problem rather than FastAPI's own error.
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer at_live_…")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: at_live_…")
 

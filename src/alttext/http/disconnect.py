@@ -15,17 +15,11 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from alttext.errors import AppError
+from alttext.errors import ClientDisconnected
+
+__all__ = ["ClientDisconnected", "unless_disconnected"]
 
 T = TypeVar("T")
-
-
-class ClientDisconnected(AppError):
-    """The client closed the connection before the answer was ready (nobody reads this)."""
-
-    code = "client_disconnected"
-    status = 499  # nginx's "client closed request": shows up so in the access log
-    title = "Client closed the request"
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

@@ -1,4 +1,14 @@
-"""Pure ASGI middleware: request ids and access logs (no body buffering, no image bytes)."""
+"""Pure ASGI middleware: request ids, access logs, rate-limit headers and the error boundary
+(no body buffering, no image bytes).
+
+app.py installs them in this order, outermost first::
+
+    RequestIdMiddleware > RequestGuard > RateLimitHeadersMiddleware > ErrorBoundary
+        > Starlette's exception handlers (alttext.errors) > routes
+
+Every answer, the guard's 431/408 and the boundary's 500 included, carries ``X-Request-ID``
+and gets its access-log line; every answer after authentication carries ``RateLimit-*``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,7 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from alttext.errors import INTERNAL_DETAIL, InternalError, log_unexpected, problem_response
 from alttext.ids import new_id
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -33,6 +44,8 @@ class RequestIdMiddleware:
         request_id = supplied if supplied and _SANE_REQUEST_ID.match(supplied) else new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
+        # Stays 500 only if no response starts: an error after the start, which Starlette's
+        # outermost handler logs and uvicorn answers by closing the connection.
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -80,3 +93,37 @@ class RateLimitHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
+
+
+class ErrorBoundary:
+    """An exception no handler took becomes a logged 500 problem, sent as an ordinary response.
+
+    Starlette's own last resort (``ServerErrorMiddleware``) sits outside every middleware and
+    re-raises: its 500 had no ``X-Request-ID`` and uvicorn then dropped the connection without
+    ``Connection: close``, so a client's next request on it failed. Answered here, the 500
+    carries the id that is logged, and the connection stays usable.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if response_started:
+                raise  # too late for an answer: Starlette logs it, uvicorn closes the connection
+            request_id = scope.get("state", {}).get("request_id")
+            log_unexpected(exc, request_id)
+            await problem_response(InternalError(INTERNAL_DETAIL), request_id)(scope, receive, send)

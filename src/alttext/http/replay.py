@@ -1,4 +1,5 @@
-"""Running a credit-spending call under an ``Idempotency-Key`` (see ``alttext.idempotency``)."""
+"""Running a credit-spending call: replayed under an ``Idempotency-Key`` (see
+``alttext.idempotency``), and cancelled, so not charged, when the client disconnects."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from alttext import idempotency
-from alttext.errors import AppError, problem_body
+from alttext.errors import PROBLEM_JSON, AppError, problem_fields, request_id_of
 from alttext.http.disconnect import unless_disconnected
 from alttext.process import Services
-
-PROBLEM_JSON = "application/problem+json"
 
 
 async def spending_response(
@@ -59,7 +58,7 @@ async def idempotent_call(
     try:
         result = await call()
     except AppError as exc:
-        body = problem_body(exc, request)
+        body = problem_fields(exc, request_id_of(request))
         await asyncio.shield(
             idempotency.finish(
                 services.sessions,
