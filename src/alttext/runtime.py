@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from alttext.config import Settings
+from alttext.describe.classify import ImageClassifier
 from alttext.describe.engine import Engine
 from alttext.describe.fetch import FetchLimits
 from alttext.describe.image import ImageLimits
@@ -30,6 +31,12 @@ from alttext.describe.rules import LanguageIdentifier
 def shared_ocr_reader() -> OcrReader:
     """The OCR models load once per process (about a second) and are shared by every app."""
     return OcrReader()
+
+
+@functools.cache
+def shared_image_classifier() -> ImageClassifier:
+    """The offline engine's image classifier (an ONNX model in the wheel) loads once per process."""
+    return ImageClassifier()
 
 
 @functools.cache
@@ -71,11 +78,15 @@ def fetch_limits(settings: Settings) -> FetchLimits:
 
 
 def build_provider(
-    settings: Settings, http: httpx.AsyncClient, ocr: OcrReader, executor: ThreadPoolExecutor
+    settings: Settings,
+    http: httpx.AsyncClient,
+    ocr: OcrReader,
+    executor: ThreadPoolExecutor,
+    classifier: ImageClassifier | None = None,
 ) -> Provider:
     kind = settings.resolved_provider
     if kind == "local":
-        return LocalProvider(ocr, executor)
+        return LocalProvider(ocr, executor, classifier)
     if kind == "openrouter":
         config = ChatConfig(
             base_url=settings.openrouter_base_url,
@@ -116,7 +127,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     ocr = await asyncio.to_thread(shared_ocr_reader)
     # Loaded at start-up rather than on a request.
     language_identifier = await asyncio.to_thread(shared_language_identifier)
-    provider = build_provider(settings, http, ocr, executor)
+    # Only the offline engine uses the classifier: no model load when a vision model is set.
+    classifier = (
+        await asyncio.to_thread(shared_image_classifier)
+        if settings.resolved_provider == "local"
+        else None
+    )
+    provider = build_provider(settings, http, ocr, executor, classifier)
     limits = image_limits(settings)
     engine = Engine(
         provider,

@@ -171,3 +171,22 @@ def test_rapidocr_logger_is_quiet(reader: OcrReader) -> None:
     assert log.getEffectiveLevel() == logging.WARNING
     assert not log.filter(empty)
     assert log.filter(other)
+
+
+def test_handwriting_is_read_with_low_confidence(reader: OcrReader) -> None:
+    # scikit-image's "text" sample: handwriting that PP-OCR reads as gibberish ("(f-xfas").
+    from alttext.describe.providers.local import QUOTE_SCORE
+
+    with Image.open(Path(__file__).parent / "data" / "handwriting.png") as img:
+        lines = reader.read(img)
+
+    assert lines  # something is found ...
+    assert max(line.score for line in lines) < QUOTE_SCORE  # ... but never sure enough to quote
+
+
+def test_page_scan_is_read_in_reading_order(reader: OcrReader) -> None:
+    with Image.open(Path(__file__).parent / "data" / "page.png") as img:
+        lines = texts(reader.read(img))
+
+    assert lines[0] == "Region-based segmentation"
+    assert lines[1].startswith("Let us first determine markers")

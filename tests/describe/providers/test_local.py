@@ -5,20 +5,31 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from alttext.describe.classify import Guess, ImageClassifier
 from alttext.describe.errors import InvalidImage, UpstreamError
 from alttext.describe.ocr import OcrLine, OcrReader
 from alttext.describe.providers import local
 from alttext.describe.providers.base import ModelReply, ModelRequest
-from alttext.describe.providers.local import LocalProvider, Look, compose, link_label
+from alttext.describe.providers.local import (
+    LocalProvider,
+    Look,
+    compose,
+    heading,
+    inspect_image,
+    link_label,
+)
 from alttext.describe.types import DescribeOptions
 
+DATA = Path(__file__).parents[1] / "data"
 BANNED_OPENINGS = re.compile(r"^(an? )?(image|picture|photo|graphic)\b( of)?", re.IGNORECASE)
 
 
@@ -319,7 +330,7 @@ def ocr_line(text: str, score: float) -> OcrLine:
 
 
 def test_uncertain_ocr_asks_for_a_spelling_check() -> None:
-    payload, reasons = compose(make_look((ocr_line("Helo Wrld", 0.7),)), DescribeOptions())
+    payload, reasons = compose(make_look((ocr_line("Helo Wrld", 0.9),)), DescribeOptions())
 
     assert payload["alt_texts"]["en"] == "Helo Wrld"
     assert local.OCR_CHECK in reasons
@@ -376,3 +387,233 @@ async def test_fully_transparent_image(provider: LocalProvider) -> None:
 
     assert auto["alt_texts"]["en"] == ""
     assert informative["alt_texts"]["en"] == "Fully transparent graphic."
+
+
+# --- the image classifier, screenshots, documents, what the offline engine cannot use ---------
+
+
+@pytest.fixture(scope="module")
+def classifier() -> ImageClassifier:
+    return ImageClassifier()
+
+
+@pytest.fixture
+def seeing(reader: OcrReader, classifier: ImageClassifier) -> LocalProvider:
+    return LocalProvider(reader, None, classifier)
+
+
+def sample(name: str) -> Image.Image:
+    with Image.open(DATA / name) as img:
+        img.load()
+        return img.copy()
+
+
+def screenshot(dark: bool = False) -> Image.Image:
+    """An app window: title bar, a sidebar of menu items, a heading, rows of text, buttons."""
+    bg, ink, side = (
+        ((28, 28, 34), (225, 225, 225), (44, 44, 52))
+        if dark
+        else (
+            (250, 250, 252),
+            (30, 30, 30),
+            (238, 239, 243),
+        )
+    )
+    img = Image.new("RGB", (1280, 800), bg)
+    pen = ImageDraw.Draw(img)
+    pen.rectangle((0, 0, 1280, 40), fill=side)
+    pen.rectangle((0, 40, 220, 800), fill=side)
+    for i, item in enumerate(["Overview", "Usage", "API keys", "Billing", "Settings"]):
+        pen.text((24, 80 + i * 40), item, font=ImageFont.load_default(size=20), fill=ink)
+    pen.text((260, 70), "Billing history", font=ImageFont.load_default(size=40), fill=ink)
+    for i in range(8):
+        row = f"Invoice {1040 + i} paid on March {i + 3} for the monthly plan"
+        pen.text((260, 150 + i * 36), row, font=ImageFont.load_default(size=20), fill=ink)
+    for i, label in enumerate(["Download", "Export", "Cancel"]):
+        x = 260 + i * 170
+        pen.rounded_rectangle((x, 520, x + 150, 566), 8, fill=(40, 100, 220))
+        pen.text((x + 24, 532), label, font=ImageFont.load_default(size=20), fill="white")
+    return img
+
+
+async def test_the_cat_photo_names_a_cat(seeing: LocalProvider) -> None:
+    payload, reply = await describe(seeing, sample("chelsea.jpg"))
+
+    assert payload["role"] == "informative"
+    assert payload["alt_texts"]["en"] == "Photo of a cat."
+    assert payload["text_in_image"] is None
+    assert local.CLASSIFIED in reply.review_reasons
+    assert local.GENERIC not in reply.review_reasons
+
+
+async def test_the_astronaut_is_neither_a_helmet_nor_described(seeing: LocalProvider) -> None:
+    payload, reply = await describe(seeing, sample("astronaut.jpg"))
+
+    alt = payload["alt_texts"]["en"].lower()
+    for word in ("helmet", "bobsled", "astronaut", "person", "woman", "man", "people", "suit"):
+        assert not re.search(rf"\b{word}\b", alt)
+    assert "photo-like picture" in alt  # the honest generic description
+    assert local.PERSON in reply.review_reasons
+    assert local.CLASSIFIED not in reply.review_reasons
+
+
+async def test_a_screenshot_says_so_with_its_heading(seeing: LocalProvider) -> None:
+    for dark in (False, True):
+        payload, reply = await describe(seeing, screenshot(dark))
+
+        assert payload["role"] == "informative"
+        assert payload["alt_texts"]["en"] == 'Screenshot of a page headed "Billing history".'
+        assert_guide_shape(payload["alt_texts"]["en"])
+        assert local.GENERIC in reply.review_reasons
+
+
+async def test_a_page_scan_names_its_heading(seeing: LocalProvider) -> None:
+    payload, _ = await describe(seeing, sample("page.png"))
+
+    assert payload["role"] == "informative"
+    assert payload["alt_texts"]["en"] == 'Document page headed "Region-based segmentation".'
+    assert payload["text_in_image"].startswith("Region-based segmentation Let us first")
+    assert payload["long_description"] is None  # not asked for
+
+
+async def test_a_page_scan_long_description_is_its_text_in_reading_order(
+    seeing: LocalProvider,
+) -> None:
+    payload, reply = await describe(seeing, sample("page.png"), long_description=True)
+
+    lines = payload["long_description"].split("\n")
+    assert lines[0] == "Region-based segmentation"
+    assert lines[1].startswith("Let us first determine markers")
+    assert lines[-1].startswith(">> markers")
+    assert local.NO_LONG not in reply.review_reasons
+
+
+async def test_handwriting_read_with_low_confidence_is_not_quoted(seeing: LocalProvider) -> None:
+    payload, reply = await describe(seeing, sample("handwriting.png"))
+
+    alt = payload["alt_texts"]["en"]
+    assert '"' not in alt
+    assert "xfas" not in alt
+    assert payload["text_in_image"] is None
+    assert local.UNREADABLE in reply.review_reasons
+
+
+def test_low_confidence_lines_are_left_out_of_the_words() -> None:
+    img = text_image("Hello Trail 2025")
+    sure = OcrLine(text="Hello", score=0.99, box=((30, 40), (150, 40), (150, 90), (30, 90)))
+    unsure = OcrLine(text="(f-xfas", score=0.73, box=((200, 40), (400, 40), (400, 90), (200, 90)))
+
+    look = inspect_image(img, [sure, unsure])
+
+    assert look.text == "Hello"
+    assert look.unreadable == 1
+
+
+async def test_context_and_keywords_that_were_not_used_are_named(seeing: LocalProvider) -> None:
+    payload, reply = await describe(
+        seeing,
+        sample("chelsea.jpg"),
+        context="Our office cat Chelsea naps by the window.",
+        keywords=("cat", "window", "office"),
+    )
+
+    assert payload["alt_texts"]["en"] == "Photo of a cat."
+    assert local.NO_CONTEXT in reply.review_reasons
+    assert local.NO_KEYWORDS + '"window", "office"' in reply.review_reasons  # "cat" was used
+
+
+async def test_nothing_unused_is_reported_for_a_decorative_request(seeing: LocalProvider) -> None:
+    _, reply = await describe(
+        seeing, sample("chelsea.jpg"), role="decorative", context="A cat", keywords=("cat",)
+    )
+
+    assert reply.review_reasons == ()
+
+
+async def test_complex_role_gets_a_long_description_without_asking(
+    provider: LocalProvider,
+) -> None:
+    payload, _ = await describe(provider, text_image("Revenue 2025 rising to 2.0M"), role="complex")
+
+    assert payload["long_description"] == "Revenue 2025 rising to 2.0M"
+
+
+async def test_no_long_description_says_why(seeing: LocalProvider) -> None:
+    payload, reply = await describe(seeing, sample("chelsea.jpg"), long_description=True)
+
+    assert payload["long_description"] is None
+    assert local.NO_LONG in reply.review_reasons
+
+
+async def test_a_chart_is_not_a_screenshot(seeing: LocalProvider) -> None:
+    chart = Image.new("RGB", (800, 500), "white")
+    pen = ImageDraw.Draw(chart)
+    pen.text((40, 15), "Revenue by quarter", font=ImageFont.load_default(size=26), fill="black")
+    for i, height in enumerate((120, 180, 150, 260)):
+        pen.rectangle((90 + i * 160, 450 - height, 180 + i * 160, 450), fill=(50, 100, 200))
+        pen.text(
+            (110 + i * 160, 460), f"Q{i + 1}", font=ImageFont.load_default(size=20), fill="black"
+        )
+
+    payload, _ = await describe(seeing, chart)
+
+    assert not payload["alt_texts"]["en"].startswith(("Screenshot", "Document"))
+
+
+def test_heading_is_the_tallest_first_line_or_the_first() -> None:
+    def line(text: str, y: float, h: float) -> OcrLine:
+        return OcrLine(text=text, score=1.0, box=((0, y), (100, y), (100, y + h), (0, y + h)))
+
+    small_first = [line("Contents", 0, 20), line("Annual report 2025", 30, 40), line("a b", 80, 20)]
+    even = [line("Minutes of the meeting", 0, 20), line("Present were", 30, 20)]
+
+    assert heading(small_first + [line("x y", 120, 20)] * 3) == "Annual report 2025"
+    assert heading(even) == "Minutes of the meeting"
+    assert heading([]) is None
+
+
+class SpyClassifier(ImageClassifier):
+    """Records where ``classify`` runs; loads no model."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def classify(self, image: Image.Image) -> Guess:
+        self.threads.append(threading.current_thread().name)
+        return Guess(phrase="a cat", score=0.9, person_cue=0.0)
+
+
+async def test_the_classifier_runs_in_the_executor(reader: OcrReader) -> None:
+    spy = SpyClassifier()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpu-test") as pool:
+        payload, _ = await describe(LocalProvider(reader, pool, spy), photo_like())
+
+    assert spy.threads
+    assert all(name.startswith("cpu-test") for name in spy.threads)
+    assert payload["alt_texts"]["en"] == "Photo of a cat."
+
+
+async def test_a_decorative_request_classifies_nothing(reader: OcrReader) -> None:
+    spy = SpyClassifier()
+
+    payload, _ = await describe(LocalProvider(reader, None, spy), photo_like(), role="decorative")
+
+    assert spy.threads == []
+    assert payload["alt_texts"] == {"en": ""}
+
+
+async def test_a_named_subject_on_a_flat_graphic_is_a_picture_not_a_photo(
+    reader: OcrReader,
+) -> None:
+    flat = Image.new("RGB", (600, 400), "white")
+    ImageDraw.Draw(flat).ellipse((150, 50, 450, 350), fill=(240, 140, 20))
+
+    payload, _ = await describe(LocalProvider(reader, None, SpyClassifier()), flat)
+
+    assert payload["alt_texts"]["en"] == "Picture of a cat."
+
+
+async def test_models_name_the_classifier(seeing: LocalProvider) -> None:
+    models = await seeing.models()
+
+    assert models[0].extra["classifier"].startswith("efficientnet-lite0")
