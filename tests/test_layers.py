@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
     ("domain: privacy", [("alttext.privacy",)]),
     ("process", [("alttext.process", "alttext.models_registry", "alttext.dev_account")]),
     ("use case: generation", [("alttext.generation",), ("alttext.evaluation",)]),
-    ("use case: jobs", [("alttext.jobs",)]),
+    ("use case: jobs", [("alttext.jobs",), ("alttext.sitetools",)]),
     ("http plumbing", [("alttext.http",)]),
     (
         "surfaces",

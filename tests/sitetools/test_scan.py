@@ -1,0 +1,85 @@
+"""Finding images with exact offsets, and never where they are not markup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alttext.sitetools.documents import decode, load, parse
+from tests.sitetools.helpers import CORPUS
+
+
+def srcs(name: str) -> list[str | None]:
+    return [i.src for i in load(CORPUS / name).images]
+
+
+def test_html_skips_comments_scripts_raw_text_cdata_and_unclosed_tags() -> None:
+    found = srcs("malformed.html")
+    for hidden in (
+        "in-title",
+        "in-style",
+        "in-script",
+        "commented",
+        "in-textarea",
+        "cdata",
+        "last",
+    ):
+        assert not any(hidden in (s or "") for s in found), hidden
+    assert "img/shoe.png" in found  # uppercase, unquoted
+    assert "img/multi&line.png" in found  # entity decoded, tag over three lines
+    assert "img/unquoted.png" in found
+
+
+def test_html_positions_attributes_and_context() -> None:
+    doc = load(CORPUS / "malformed.html")
+    by_src = {i.src: i for i in doc.images}
+    shoe = by_src["img/shoe.png"]
+    assert (shoe.line, shoe.column, shoe.alt) == (11, 1, None)
+    assert doc.text[shoe.start : shoe.start + 4] == "<IMG"
+    assert "trail shoe" in shoe.paragraph
+    assert shoe.heading == "Trail shoes & boots"
+    logo = by_src["img/logo.png"]
+    assert (logo.link_target, logo.quote) == ("/catalogue", "'")
+    assert by_src["img/chart.png"].caption == "Sales by quarter, 2025"
+    assert by_src["img/home.png"].alt == ""
+    assert by_src["img/bare.png"].alt == ""
+    assert by_src["{{ url }}"].templated
+    assert doc.lang == "en-GB"
+
+
+def test_markdown_images_and_code_masking() -> None:
+    doc = load(CORPUS / "tricky.md")
+    found = [i.src for i in doc.images]
+    assert found == [
+        "img/screenshot.png",
+        "img/badge.png",
+        "img/chart.png",
+        "img/chart.png",
+        "img/short cut.png",
+        "img/in-list.png",
+        "img/html-in-md.png",
+    ]
+    badge = doc.images[1]
+    assert badge.link_target == "https://ci.example.org/build"
+    assert badge.alt is None
+    assert doc.images[0].title == "Die neue Oberfläche"
+    assert doc.images[6].kind == "html"
+    assert doc.images[6].link_target == "https://example.org/"
+    assert doc.lang == "de"
+
+
+def test_crlf_and_bom_keep_offsets() -> None:
+    data = (CORPUS / "crlf-bom.html").read_bytes()
+    doc = parse("x.html", decode(data), "html")
+    menu = doc.images[0]
+    assert (menu.line, menu.column) == (6, 1)
+    assert doc.text[menu.start :].startswith("<img  src = 'img/menu.png'")
+    assert doc.images[1].alt == ""  # ALT="" in upper case is an alt
+    md = load(CORPUS / "crlf-bom.md")
+    assert [i.heading for i in md.images] == ["Title", "Title"]
+
+
+def test_real_world_readmes_are_scanned(tmp_path: Path) -> None:
+    httpx_md = load(CORPUS / "httpx-README.md")
+    httpx_html = load(CORPUS / "httpx-README.html")
+    assert [i.src for i in httpx_md.images] == [i.src for i in httpx_html.images]
+    assert len(load(CORPUS / "fastapi-README.md").images) >= 20
