@@ -342,9 +342,10 @@ async def test_still_over_long_after_the_re_ask_is_cut_and_flagged(
         assert body["review_reasons"]
 
 
-async def test_decorative_role_gives_empty_alt(with_fake: Callable[..., Any]) -> None:
+async def test_decorative_role_gives_empty_alt_without_a_model_call(
+    with_fake: Callable[..., Any],
+) -> None:
     async with with_fake() as setup:
-        setup.fake.enqueue(answer("A swirl of golden ornament.", role="decorative"))
         response = await setup.post(
             files={"image": ("a.jpg", small_photo(), "image/jpeg")}, data={"role": "decorative"}
         )
@@ -354,8 +355,8 @@ async def test_decorative_role_gives_empty_alt(with_fake: Callable[..., Any]) ->
         assert body["alt_texts"] == {"en": ""}
         assert body["decorative"] is True
         assert body["role"] == "decorative"
-        schema = setup.fake.chat_requests[0].json["response_format"]["json_schema"]["schema"]
-        assert schema["properties"]["role"]["enum"] == ["decorative"]
+        assert body["usage"]["credits"] == 0
+        assert setup.fake.chat_requests == []
 
 
 async def test_model_may_choose_decorative_for_auto(with_fake: Callable[..., Any]) -> None:

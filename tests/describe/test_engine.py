@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from PIL import Image, ImageDraw
 
-from alttext.describe.engine import Engine, cache_key, parse_answer
+from alttext.describe.engine import cache_key, parse_answer
 from alttext.describe.errors import (
     InvalidImage,
     UnsupportedMediaType,
     UpstreamError,
     UpstreamTimeout,
 )
-from alttext.describe.ocr import OcrLine, OcrReader
 from alttext.describe.prompt import SYSTEM_PROMPT
 from alttext.describe.providers.base import ModelReply
-from alttext.describe.rules import LanguageIdentifier
 from alttext.describe.types import DescribeOptions
+from tests.describe.engine_helpers import FakeOcr, MakeEngine, png
 from tests.describe.scripted_provider import DEFAULT_MODEL, ScriptedProvider, answer
 
 GOOD = "Tabby cat asleep on a sunlit windowsill."
@@ -29,48 +24,6 @@ LONG = (
     "A tabby cat with green eyes asleep on a sunlit windowsill beside three potted herbs, "
     "a chipped blue mug and an open paperback novel, while rain streaks the glass."
 )
-
-
-def png(width: int = 96, height: int = 64) -> bytes:
-    img = Image.new("RGB", (width, height), (210, 180, 140))
-    ImageDraw.Draw(img).ellipse((20, 10, 70, 55), fill=(90, 60, 30))
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-MakeEngine = Callable[..., Engine]
-
-
-@pytest.fixture
-def make(language_identifier: LanguageIdentifier) -> Iterator[MakeEngine]:
-    """Engines on a small pool of their own, sharing the session's language identifier."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-
-        def build(provider: ScriptedProvider, **kw: object) -> Engine:
-            return Engine(
-                provider,
-                executor=pool,
-                language_identifier=language_identifier,
-                **kw,  # type: ignore[arg-type]
-            )
-
-        yield build
-
-
-class FakeOcr(OcrReader):
-    """Reads a fixed text; counts calls. Skips the real model load."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.calls = 0
-
-    def read(self, image: Image.Image) -> list[OcrLine]:
-        self.calls += 1
-        return [
-            OcrLine(text=line, score=0.99, box=((0, 0), (1, 0), (1, 1), (0, 1)))
-            for line in self.text.splitlines()
-        ]
 
 
 async def test_success_path(make: MakeEngine) -> None:
@@ -210,14 +163,17 @@ async def test_model_decorative_gives_empty_alt(make: MakeEngine) -> None:
     assert result.needs_review is False
 
 
-async def test_caller_decorative_gives_empty_alt(make: MakeEngine) -> None:
+async def test_caller_decorative_gives_empty_alt_without_asking_the_model(
+    make: MakeEngine,
+) -> None:
     provider = ScriptedProvider(answer("decorative image", role="decorative"))
     result = await make(provider).describe(
         png(), DescribeOptions(role="decorative", languages=("en", "de"))
     )
     assert result.alt_texts == {"en": "", "de": ""}
     assert result.decorative is True
-    assert result.attempts == 1
+    assert result.attempts == 0
+    assert provider.requests == []
 
 
 async def test_multiple_languages(make: MakeEngine) -> None:

@@ -60,6 +60,7 @@ class UsagePeriod(BaseModel):
     requests: int
     succeeded: int
     failed: int
+    decorative: int = Field(0, description="Caller-marked decorative images: answered free")
     credits: int
     input_tokens: int
     output_tokens: int

@@ -5,10 +5,17 @@ Flow (ALT_TEXT_GUIDE.md):
 1. The image is prepared in the worker pool (decode, strip metadata, downscale, re-encode).
 2. One model call with the rules as the system prompt and the caller's text marked as data.
 3. The answer is parsed tolerantly (JSON, JSON in a code fence, or plain text for the first
-   language), the caller's role wins over the model's, and every text is cleaned and checked.
-4. If a ``check`` rule still fails, the model is asked once more with the list of problems and
-   its previous answer (the local provider is deterministic, so it is not asked twice).
+   language; of an answer cut off at the output limit only the fields that arrived whole), the
+   caller's role wins over the model's, and every text is cleaned and checked.
+4. If a ``check`` rule still fails — a text in the wrong language among them — the model is
+   asked once more with the list of problems and its previous answer (the local provider is
+   deterministic, so it is not asked twice).
 5. Whatever still fails is repaired deterministically and marked ``needs_review``.
+6. A long description that is owed (asked for, or role complex) is never silently null: a page
+   gets the text read in it, otherwise a review reason says why there is none.
+
+A caller's decorative image needs no model, only the validation its header allows
+(``image.read_header``): ``describe`` answers it at once.
 
 When no usable text remains for a non-decorative image, ``UpstreamError`` is raised instead of
 inventing one (rule 14): the model failed, and failed generations are never charged.
@@ -32,7 +39,7 @@ from typing import Any, cast
 
 from alttext.describe import rules
 from alttext.describe.errors import UpstreamError
-from alttext.describe.image import ImageLimits, PreparedImage, prepare_image
+from alttext.describe.image import ImageLimits, PreparedImage, prepare_image, read_header
 from alttext.describe.languages import primary_subtag
 from alttext.describe.ocr import OcrReader
 from alttext.describe.prompt import (
@@ -42,6 +49,7 @@ from alttext.describe.prompt import (
     build_prompt,
     build_retry_prompt,
     unique_languages,
+    wants_long_description,
 )
 from alttext.describe.providers.base import ModelReply, ModelRequest, Provider
 from alttext.describe.rules import Finding, LanguageIdentifier, RuleContext
@@ -59,6 +67,17 @@ logger = logging.getLogger(__name__)
 TEMPERATURE = 0.2
 MAX_TEXT_IN_IMAGE = 4000
 MAX_LONG_DESCRIPTION = 20_000
+# Review reasons about the long description (the caller asked for one, or fixed role complex).
+LONG_FROM_TEXT = (
+    "the long description is the text read in the image (the model gave none); check it"
+)
+NO_LONG_GIVEN = "no long description: the model gave none"
+NO_LONG_DECORATIVE = "no long description: the image is marked decorative"
+# The model of a caller's decorative image, answered without one.
+NO_MODEL = "none"
+NO_LONG_CUT_OFF = "no long description: the model's answer was cut off at its output limit"
+# Where models put the long description besides the schema's own key.
+_LONG_KEYS = ("long_description", "longDescription", "long_desc", "longdesc")
 
 
 @dataclass(frozen=True)
@@ -111,6 +130,35 @@ def _optional_text(value: object, limit: int) -> str | None:
     return value[:limit] if value and value.lower() not in ("null", "none") else None
 
 
+def _long_text(value: object, limit: int) -> str | None:
+    """A long description as models send it: a string, or lines as a list, or a table as an
+    object ("Q1": "$1.2M"); anything else counts as none."""
+    if isinstance(value, list):
+        value = "\n".join(
+            str(item).strip() for item in value if isinstance(item, str | int | float)
+        )
+    elif isinstance(value, dict):
+        value = "\n".join(
+            f"{key}: {item}" for key, item in value.items() if isinstance(item, str | int | float)
+        )
+    return _optional_text(value, limit)
+
+
+_KEY = re.compile(r'"(role|text_in_image|alt_texts|long_description)"\s*:\s*')
+
+
+def _salvage(content: str) -> dict[str, Any]:
+    """The fields of a JSON answer cut off at the output limit that arrived whole."""
+    decoder = json.JSONDecoder()
+    found: dict[str, Any] = {}
+    for m in _KEY.finditer(content):
+        try:
+            found[m.group(1)], _ = decoder.raw_decode(content, m.end())
+        except ValueError:
+            continue
+    return found
+
+
 def _match_languages(raw: object, languages: Sequence[str]) -> dict[str, str | None]:
     texts: dict[str, str | None] = dict.fromkeys(languages)
     if isinstance(raw, str):
@@ -131,11 +179,16 @@ def _match_languages(raw: object, languages: Sequence[str]) -> dict[str, str | N
     return texts
 
 
-def parse_answer(content: str, languages: Sequence[str]) -> Answer:
+def parse_answer(content: str, languages: Sequence[str], *, truncated: bool = False) -> Answer:
     """Tolerant parse: JSON (also inside ```json fences), else the whole text for the first
-    language. Unknown roles are ignored; missing languages stay None (a check failure)."""
+    language. Unknown roles are ignored; missing languages stay None (a check failure).
+
+    A ``truncated`` answer (cut off at the output limit) keeps only the fields that arrived
+    whole; its text is never taken as alt text."""
     languages = unique_languages(languages)
     data = _json_object(content)
+    if data is None and truncated:
+        data = _salvage(content)
     if data is None:
         texts: dict[str, str | None] = dict.fromkeys(languages)
         texts[languages[0]] = content
@@ -151,7 +204,9 @@ def parse_answer(content: str, languages: Sequence[str]) -> Answer:
     return Answer(
         role=resolved if resolved in RESOLVED_ROLES else None,
         texts=texts,
-        long_description=_optional_text(data.get("long_description"), MAX_LONG_DESCRIPTION),
+        long_description=_long_text(
+            next((data[k] for k in _LONG_KEYS if k in data), None), MAX_LONG_DESCRIPTION
+        ),
         text_in_image=_optional_text(data.get("text_in_image"), MAX_TEXT_IN_IMAGE),
     )
 
@@ -201,7 +256,35 @@ class Engine:
         self.image_limits = image_limits
         self.ocr = ocr
 
+    async def _decorative(self, data: bytes, options: DescribeOptions) -> Description:
+        """A caller's decorative image: ``""`` by definition (guide), so no model runs. The
+        image is still validated from its header alone (:func:`read_header`), so a bad image
+        fails the same way whatever the role; no pixel is decoded."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        info = await loop.run_in_executor(self.executor, read_header, data, self.image_limits)
+        languages = unique_languages(options.languages)
+        reasons = [NO_LONG_DECORATIVE] if options.long_description else []
+        return Description(
+            alt_text="",
+            alt_texts=dict.fromkeys(languages, ""),
+            decorative=True,
+            role="decorative",
+            language=languages[0],
+            long_description=None,
+            text_in_image=None,
+            needs_review=bool(reasons),
+            review_reasons=reasons,
+            model=NO_MODEL,
+            image=info,
+            usage=Usage(input_tokens=0, output_tokens=0, upstream_cost_usd=0.0),
+            timing=Timing(prepare_ms=int((time.perf_counter() - started) * 1000), upstream_ms=0),
+            attempts=0,
+        )
+
     async def describe(self, data: bytes, options: DescribeOptions) -> Description:
+        if options.role == "decorative":
+            return await self._decorative(data, options)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         prepared = await loop.run_in_executor(self.executor, prepare_image, data, self.image_limits)
@@ -228,7 +311,10 @@ class Engine:
                 text_in_image=second.text_in_image or answer.text_in_image,
             )
         texts, reasons = await run.finish(assessment)
-        return run.description(answer, assessment.role, texts, reasons, prepare_ms)
+        long_description, why = await run.long_description(answer, assessment.role)
+        return run.description(
+            answer, assessment.role, texts, _dedupe(reasons + why), prepare_ms, long_description
+        )
 
 
 class _Run:
@@ -269,7 +355,7 @@ class _Run:
         finally:
             self.upstream_ms += int((time.perf_counter() - started) * 1000)
         self.replies.append(reply)
-        return parse_answer(reply.content, self.languages)
+        return parse_answer(reply.content, self.languages, truncated=reply.truncated)
 
     async def _ocr(self) -> str | None:
         reader = self.engine.ocr
@@ -384,6 +470,37 @@ class _Run:
             reasons += list(reply.review_reasons)
         return texts, _dedupe(reasons)
 
+    async def long_description(
+        self, answer: Answer, role: ResolvedRole
+    ) -> tuple[str | None, list[str]]:
+        """The long description, and why there is none when one is owed (never a silent null).
+
+        Owed when the caller asked or fixed the role as complex; a model's own one for an image
+        it classified as complex is kept too. A text-heavy image (a page, a screenshot) whose
+        words were read gets them as its long description when the model gave none."""
+        owed = wants_long_description(self.options)
+        text = answer.long_description
+        if not (owed or role == "complex"):
+            return None, []
+        if text or not owed:
+            return text, []
+        if role == "decorative":
+            return None, ["no long description: the image is decorative"]
+        if self.prepared.text_heavy:
+            local = getattr(self.engine.provider, "name", "") == "local"
+            read = (None if local else await self._ocr()) or answer.text_in_image
+            if read and read.strip():
+                return read.strip()[:MAX_LONG_DESCRIPTION], [LONG_FROM_TEXT]
+        explained = [r.no_long_description for r in self.replies if r.no_long_description]
+        said = any(
+            "long description" in why.lower() for r in self.replies for why in r.review_reasons
+        )
+        if explained or said:
+            return None, explained[-1:]
+        if any(r.truncated for r in self.replies):
+            return None, [NO_LONG_CUT_OFF]
+        return None, [NO_LONG_GIVEN]
+
     def description(
         self,
         answer: Answer,
@@ -391,14 +508,12 @@ class _Run:
         texts: dict[str, str],
         reasons: list[str],
         prepare_ms: int,
+        long_description: str | None,
     ) -> Description:
-        prepared, options = self.prepared, self.options
+        prepared = self.prepared
         last = self.replies[-1]
-        long_description = answer.long_description
-        if not (options.long_description or role == "complex"):
-            long_description = None
         text_in_image = answer.text_in_image
-        if "captcha" in f"{options.context or ''} {' '.join(texts.values())}".lower():
+        if "captcha" in f"{self.options.context or ''} {' '.join(texts.values())}".lower():
             text_in_image = None  # a CAPTCHA is never transcribed, not even here
         extra = {
             key: value
@@ -442,7 +557,7 @@ class _Run:
                 ),
             ),
             timing=Timing(prepare_ms=prepare_ms, upstream_ms=self.upstream_ms),
-            cache_key=cache_key(prepared.sha256, options),
+            cache_key=cache_key(prepared.sha256, self.options),
             attempts=len(self.replies),
             extra=extra,
         )

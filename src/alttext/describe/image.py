@@ -26,6 +26,7 @@ import pillow_heif
 from PIL import Image, ImageChops, ImageCms, features
 
 from alttext.describe.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
+from alttext.describe.types import ImageInfo
 
 # Registering a Pillow plugin is idempotent and cheap; it holds no client, settings or engine.
 pillow_heif.register_heif_opener()
@@ -331,3 +332,44 @@ def _encode(img: Image.Image, *, png: bool, text_heavy: bool) -> bytes:
     else:
         src.save(out, format="JPEG", quality=_JPEG_QUALITY, optimize=True)
     return out.getvalue()
+
+
+def read_header(data: bytes, limits: ImageLimits = ImageLimits()) -> ImageInfo:
+    """What a decorative image needs: the checks :func:`prepare_image` makes
+    before it decodes (bytes, format, header, pixel count, smallest side) and the size after
+    EXIF orientation. Only the header is read: no pixel is decoded, nothing is re-encoded, and
+    ``sent_width``/``sent_height`` are 0 because nothing is sent anywhere.
+
+    CPU-light but not free (HEIF headers): callers run it in the worker pool. Both
+    use the same header reader, so they refuse exactly the same images."""
+    if not data:
+        raise InvalidImage("The image is empty.")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(
+            f"The image is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes."
+        )
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise UnsupportedMediaType(f"Not a supported image format; send {ACCEPTED}.")
+    if fmt == "avif" and not features.check("avif"):
+        raise UnsupportedMediaType(f"AVIF is not supported by this server; send {ACCEPTED}.")
+    img = _open(data, fmt, limits)  # header only
+    try:
+        width, height = img.size
+        if min(width, height) < limits.min_side:
+            raise InvalidImage(
+                f"The image is {width}x{height} pixels; each side must be at least "
+                f"{limits.min_side} pixels."
+            )
+        try:
+            # PNG keeps EXIF after the pixels as often as before them, and Pillow decodes the
+            # image to look there: only an eXIf chunk met in the header counts.
+            header_exif = fmt != "png" or "exif" in img.info
+            orientation = _orientation(img) if header_exif else 1
+        except _DECODE_ERRORS as exc:
+            raise InvalidImage(f"The {fmt.upper()} image is truncated or corrupt.") from exc
+    finally:
+        img.close()
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return ImageInfo(width=width, height=height, format=fmt, sent_width=0, sent_height=0)

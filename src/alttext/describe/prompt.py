@@ -18,7 +18,7 @@ from alttext.describe.languages import primary_subtag
 from alttext.describe.types import MAX_CONTEXT_CHARS, DescribeOptions, ResolvedRole
 
 # Bump when the prompt or the rules change what a cached answer would be.
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 RESOLVED_ROLES: tuple[ResolvedRole, ...] = (
     "informative",
@@ -99,6 +99,12 @@ def length_target(role: str, max_length: int) -> int:
     return min(max_length, ROLE_TARGETS.get(role, max_length))
 
 
+def wants_long_description(options: DescribeOptions) -> bool:
+    """A long description is owed when the caller asks for one or fixes the role as complex
+    (ALT_TEXT_GUIDE.md: a complex image's details go to ``long_description``)."""
+    return options.long_description or options.role == "complex"
+
+
 def text_in_image_limit(*, text_heavy: bool, role: str) -> int:
     """Characters of transcribed image text asked for (bounded so max_tokens stays small)."""
     return 1000 if text_heavy or role == "text" else 300
@@ -109,14 +115,15 @@ def max_tokens_for(options: DescribeOptions, *, text_heavy: bool) -> int:
 
     Per language: ``max_length / 2`` tokens (1 token per char for CJK/Thai scripts) + 16 for the
     key and quotes; plus the transcription allowance (``limit / 2.5``), 48 for the JSON frame and
-    role, and 800 when a long description is requested. Default request (en, 125): ~300 tokens.
+    role, and 800 when a long description is owed (:func:`wants_long_description`). Default
+    request (en, 125): ~300 tokens.
     """
     total = 48
     for lang in unique_languages(options.languages):
         ratio = 1.0 if primary_subtag(lang) in _DENSE_LANGUAGES else 0.5
         total += int(options.max_length * ratio) + 16
     total += int(text_in_image_limit(text_heavy=text_heavy, role=options.role) / 2.5)
-    if options.long_description:
+    if wants_long_description(options):
         total += 800
     return total
 
@@ -198,10 +205,12 @@ def build_prompt(options: DescribeOptions, *, text_heavy: bool) -> Prompt:
     length = _length_line(options)
     if length:
         lines.append(length)
-    if options.long_description:
+    if wants_long_description(options):
         lines.append(
-            "long_description: required. Everything the short alt leaves out; for a chart every "
-            "label and data point, for a diagram its parts and how they connect."
+            "long_description: required, as one plain-text string (sentences, or lines separated "
+            "by line breaks; no Markdown). Everything the short alt leaves out; for a chart every "
+            "label and data point, for a diagram its parts and how they connect, for a page of "
+            "text its full text in reading order."
         )
     else:
         lines.append("long_description: null.")

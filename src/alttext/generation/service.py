@@ -4,6 +4,13 @@ Kept out of the route so batch requests and queued jobs go through the same path
 is the money's order: a slot and a reserved credit first (402 before any model call), the
 model call outside any transaction, then one short transaction that settles or releases the
 credit together with the usage event.
+
+A caller's ``role: "decorative"`` is the exception: its answer is ``""`` by definition
+(ALT_TEXT_GUIDE.md), so no model runs and nothing is charged. The image is still validated
+from its header (a bad image fails the same way whatever the role, and the response reports its
+size), then one usage event with status ``decorative`` and 0 credits meters the request. No
+slot, no reservation: it costs the service a header read. A model that *classifies* an image as
+decorative under ``auto`` is charged as usual: the model ran.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from alttext.process import Services
 from alttext.usage.models import UsageEvent
 
 log = logging.getLogger("alttext.generation")
+
+# The usage status of a caller's decorative request (answered by the engine without a model).
+DECORATIVE_STATUS = "decorative"
 
 
 def describe_options(req: AltTextOptions) -> DescribeOptions:
@@ -138,19 +148,21 @@ def _event(
     description: Description | None = None,
     error_code: str | None = None,
     history: tuple[str | None, str | None] | None = None,
+    free: bool = False,
 ) -> UsageEvent:
     d = description
+    status = "failed" if d is None else DECORATIVE_STATUS if free else "succeeded"
     return UsageEvent(
         id=request_id,
         account_id=principal.account_id,
         key_id=principal.key_id,
-        status="succeeded" if d else "failed",
+        status=status,
         error_code=error_code,
-        model=d.model if d else None,
+        model=d.model if d and not free else None,
         input_tokens=d.usage.input_tokens if d else None,
         output_tokens=d.usage.output_tokens if d else None,
         upstream_cost_usd=d.usage.upstream_cost_usd if d else None,
-        credits=credits.CREDITS_PER_IMAGE if d else 0,
+        credits=credits.CREDITS_PER_IMAGE if status == "succeeded" else 0,
         latency_ms=latency_ms,
         image_format=d.image.format if d else None,
         image_width=d.image.width if d else None,
@@ -166,6 +178,15 @@ async def _release(
     latency = int((time.perf_counter() - started) * 1000)
     async with transaction(services.sessions) as session:
         await credits.release(session, request_id=request_id, note=error_code)
+        session.add(_event(request_id, principal, latency_ms=latency, error_code=error_code))
+
+
+async def _record_failure(
+    services: Services, request_id: str, principal: Principal, error_code: str, started: float
+) -> None:
+    """A failed request that held no reservation (a decorative one): metered, never charged."""
+    latency = int((time.perf_counter() - started) * 1000)
+    async with transaction(services.sessions) as session:
         session.add(_event(request_id, principal, latency_ms=latency, error_code=error_code))
 
 
@@ -188,6 +209,50 @@ async def _settle(
     return await credits.balance(session, principal.account_id)
 
 
+async def _decorative(
+    services: Services,
+    principal: Principal,
+    req: AltTextRequest,
+    image: bytes | None,
+    *,
+    request_id: str,
+    started: float,
+) -> AltTextResponse:
+    """``role: "decorative"``: validate the image's header, answer ``""``, meter it for free."""
+    runtime = services.runtime
+    try:
+        if image is None:
+            assert req.image_url is not None  # the request model guarantees one of the two
+            image = await fetch_image(req.image_url, runtime.http, runtime.fetch_limits)
+        async with services.inflight.hold(len(image)):
+            description = await runtime.engine.describe(image, describe_options(req))
+    except AppError as exc:
+        await asyncio.shield(_record_failure(services, request_id, principal, exc.code, started))
+        raise
+    except BaseException:
+        await asyncio.shield(_record_failure(services, request_id, principal, "aborted", started))
+        raise
+    finally:
+        image = None
+    total_ms = int((time.perf_counter() - started) * 1000)
+    history = ("", req.image_url) if principal.history_opt_in else None
+    async with transaction(services.sessions) as session:
+        session.add(
+            _event(
+                request_id,
+                principal,
+                latency_ms=total_ms,
+                description=description,
+                history=history,
+                free=True,
+            )
+        )
+        remaining = await credits.balance(session, principal.account_id)
+    return to_response(
+        request_id, description, charged=0, credits_remaining=remaining, total_ms=total_ms
+    )
+
+
 async def generate(
     services: Services,
     principal: Principal,
@@ -199,6 +264,10 @@ async def generate(
     started = time.perf_counter()
     check_can_process(principal)
     await _check_model(services, req.model)
+    if req.role == "decorative":
+        return await _decorative(
+            services, principal, req, image, request_id=request_id, started=started
+        )
     runtime = services.runtime
     async with _generation_slot(services, principal.account_id):
         async with transaction(services.sessions) as session:

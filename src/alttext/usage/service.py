@@ -1,4 +1,10 @@
-"""Recording usage events and summing them by period and model."""
+"""Recording usage events and summing them by period and model.
+
+Statuses: ``succeeded`` (charged), ``failed`` (never charged) and ``decorative`` (the caller
+marked the image decorative: answered ``""`` without a model, 0 credits). A decorative request
+counts as a request that succeeded, is never a failure, and adds nothing to credits or tokens;
+``decorative`` counts them on their own, so charged requests = succeeded - decorative.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ class UsageRow:
     input_tokens: int
     output_tokens: int
     upstream_cost_usd: float
+    decorative: int = 0
 
 
 def _period(dialect: str, granularity: Granularity) -> ColumnElement[str]:
@@ -45,13 +52,17 @@ async def aggregate(
     granularity: Granularity,
 ) -> list[UsageRow]:
     period = _period(session.get_bind().dialect.name, granularity).label("period")
-    succeeded = func.sum(case((UsageEvent.status == "succeeded", 1), else_=0))
+    succeeded = func.sum(case((UsageEvent.status.in_(("succeeded", "decorative")), 1), else_=0))
+    failed = func.sum(case((UsageEvent.status == "failed", 1), else_=0))
+    decorative = func.sum(case((UsageEvent.status == "decorative", 1), else_=0))
     query = (
         select(
             period,
             UsageEvent.model,
             func.count(),
             succeeded,
+            failed,
+            decorative,
             func.sum(UsageEvent.credits),
             func.coalesce(func.sum(UsageEvent.input_tokens), 0),
             func.coalesce(func.sum(UsageEvent.output_tokens), 0),
@@ -72,11 +83,12 @@ async def aggregate(
             model=model,
             requests=int(n),
             succeeded=int(ok or 0),
-            failed=int(n) - int(ok or 0),
+            failed=int(bad or 0),
             credits=int(credits or 0),
             input_tokens=int(tin),
             output_tokens=int(tout),
             upstream_cost_usd=round(float(cost), 8),
+            decorative=int(free or 0),
         )
-        for p, model, n, ok, credits, tin, tout, cost in rows
+        for p, model, n, ok, bad, free, credits, tin, tout, cost in rows
     ]

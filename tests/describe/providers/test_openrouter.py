@@ -407,14 +407,33 @@ async def test_cut_off_answer_is_retried_with_more_room_once(
     assert [r.json["max_tokens"] for r in fake.chat_requests] == [200, 400]
 
 
-async def test_cut_off_twice_fails(
+async def test_cut_off_twice_returns_what_arrived_marked_truncated(
     fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
 ) -> None:
+    # The engine salvages the alt texts that arrived whole (a long description comes last).
     fake.enqueue(ErrorIn200("length"), ErrorIn200("length"), Reply())
+    reply = await make_provider(fake, client, clock).complete(make_request())
+    assert reply.truncated is True
+    assert reply.content == "Tabby cat asleep on a sunl"
+    assert reply.output_tokens is not None
+    assert len(fake.chat_requests) == 2
+
+
+async def test_cut_off_twice_with_nothing_fails(
+    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+) -> None:
+    fake.enqueue(Reply("", finish_reason="length"), Reply("  ", finish_reason="length"), Reply())
     with pytest.raises(UpstreamError) as caught:
         await make_provider(fake, client, clock).complete(make_request())
     assert "max_tokens" in caught.value.detail
     assert len(fake.chat_requests) == 2
+
+
+async def test_a_complete_answer_is_not_truncated(
+    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+) -> None:
+    fake.enqueue(Reply("A lighthouse at dusk."))
+    assert (await make_provider(fake, client, clock).complete(make_request())).truncated is False
 
 
 @pytest.mark.parametrize(

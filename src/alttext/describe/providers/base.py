@@ -45,6 +45,12 @@ class ModelReply:
     generation_id: str | None = None
     # Reasons the provider itself wants a human to look (the offline engine uses this).
     review_reasons: tuple[str, ...] = ()
+    # The answer stopped at the output limit even with more room; ``content`` is what arrived.
+    # The engine keeps the alt texts that arrived whole and says what was lost.
+    truncated: bool = False
+    # Why no long description came although one was asked for ("the offline engine cannot
+    # describe charts"); the engine puts it into review_reasons instead of its generic reason.
+    no_long_description: str | None = None
 
 
 @dataclass(frozen=True)

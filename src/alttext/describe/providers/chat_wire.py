@@ -39,7 +39,8 @@ class AttemptFailed(Exception):
 
     ``final`` is the public error class once retries are exhausted (or at once when not
     ``retryable``). ``format_rejected`` marks a server that refuses ``response_format``;
-    ``cut_off`` an answer stopped by ``max_tokens``.
+    ``cut_off`` an answer stopped by ``max_tokens``, with what arrived as ``partial`` (marked
+    ``truncated``) so the last try can still yield the alt texts that came whole.
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class AttemptFailed(Exception):
         retry_after: float | None = None,
         format_rejected: bool = False,
         cut_off: bool = False,
+        partial: ModelReply | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -59,6 +61,7 @@ class AttemptFailed(Exception):
         self.retry_after = retry_after
         self.format_rejected = format_rejected
         self.cut_off = cut_off
+        self.partial = partial
 
 
 @dataclass(frozen=True)
@@ -288,26 +291,30 @@ def parse_completion(
         )
     message_obj = first.get("message")
     content = _content_text(message_obj.get("content") if isinstance(message_obj, dict) else None)
+    reply = None
+    if content is not None and content.strip():
+        raw_usage = body.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+        model = body.get("model")
+        provider = body.get("provider")
+        gen_id = body.get("id")
+        reply = ModelReply(
+            content=content.strip(),
+            model=model if isinstance(model, str) and model else requested_model,
+            provider=provider if isinstance(provider, str) else None,
+            input_tokens=_int(usage.get("prompt_tokens")),
+            output_tokens=_int(usage.get("completion_tokens")),
+            cost_usd=_number(usage.get("cost")),
+            generation_id=gen_id if isinstance(gen_id, str) and gen_id else generation_header,
+            truncated=finish == "length",
+        )
     if finish == "length":
         raise AttemptFailed(
-            f"{label} cut the answer off at max_tokens", retryable=True, cut_off=True
+            f"{label} cut the answer off at max_tokens", retryable=True, cut_off=True, partial=reply
         )
-    if content is None or not content.strip():
+    if reply is None:
         raise AttemptFailed(f"{label} returned an empty answer", retryable=True)
-    raw_usage = body.get("usage")
-    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
-    model = body.get("model")
-    provider = body.get("provider")
-    gen_id = body.get("id")
-    return ModelReply(
-        content=content.strip(),
-        model=model if isinstance(model, str) and model else requested_model,
-        provider=provider if isinstance(provider, str) else None,
-        input_tokens=_int(usage.get("prompt_tokens")),
-        output_tokens=_int(usage.get("completion_tokens")),
-        cost_usd=_number(usage.get("cost")),
-        generation_id=gen_id if isinstance(gen_id, str) and gen_id else generation_header,
-    )
+    return reply
 
 
 def _price(value: Any) -> float | None:

@@ -58,6 +58,7 @@ from alttext.describe.errors import InvalidImage, UpstreamError
 from alttext.describe.languages import primary_subtag
 from alttext.describe.ocr import OcrLine, OcrReader
 from alttext.describe.providers.base import ModelInfo, ModelReply, ModelRequest
+from alttext.describe.rules.cut import cut
 from alttext.describe.types import DescribeOptions, ResolvedRole
 
 MODEL_ID = "local/rapidocr"
@@ -632,9 +633,6 @@ def _shape(width: int, height: int) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, cut at a word boundary when there is one."""
-    if len(text) <= limit:
-        return text
-    head = text[: limit + 1]
-    cut = head.rsplit(" ", 1)[0] if " " in head.strip() else text[:limit]
-    return cut[:limit].rstrip(" ,;:-–")
+    """At most ``limit`` characters, cut by the rules' cutter at the best boundary (never on a
+    dangling word); a text with no clean boundary keeps its first ``limit`` characters."""
+    return cut(text, limit, sentence=False) or text[:limit].rstrip(" ,;:-–")

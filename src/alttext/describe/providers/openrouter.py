@@ -134,6 +134,11 @@ class ChatCompletionsProvider:
                     widened = True
                     max_tokens = min(max_tokens * _CUT_OFF_GROWTH, _MAX_TOKENS_CEILING)
                     delay = 0.0
+                elif failure.cut_off and failure.partial is not None:
+                    # Cut off again with more room: what arrived usually holds the alt texts
+                    # whole (the long description comes last); the engine salvages them.
+                    logger.info("%s answer cut off twice; returning what arrived", self.name)
+                    return failure.partial
                 elif failure.cut_off or not failure.retryable:
                     raise self._public(failure) from None
                 else:

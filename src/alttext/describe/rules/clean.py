@@ -16,6 +16,7 @@ import re
 import unicodedata
 
 from alttext.describe.rules.text import ALNUM, APOSTROPHE, END, is_label
+from alttext.describe.rules.wordlists import DANGLING
 
 _NOUN = r"(?:image|picture|photo|photograph|pic|graphic|snapshot)"
 _VERB = (
@@ -106,6 +107,27 @@ def tidy(text: str) -> str:
     return re.sub(r"^[\s,;:–—-]+", "", text).strip()
 
 
+_ANY_DANGLING = frozenset().union(*DANGLING.values())
+_LINE_END = re.compile(r"[.!?…:;,。！？][\"'”’»)\]]*$")
+
+
+def join_lines(text: str) -> str:
+    """Lines as one line. A line that ends without punctuation before a line that starts with a
+    capital is a heading or a line of transcribed text: it ends a sentence ("Region-based
+    segmentation" / "Let R be …"); any other line break is a space ("**Bold** text" / "line
+    two"), as is one after a word that cannot end a phrase ("with the" / "Yamaha logo")."""
+    lines = [line.strip() for line in re.split(r"[\r\n\u2028\u2029\x0b\x0c]+", text)]
+    lines = [line for line in lines if line]
+    out = lines[:1]
+    for line in lines[1:]:
+        previous = out[-1]
+        last = previous.split()[-1].lower() if previous.split() else ""
+        if line[0].isupper() and not _LINE_END.search(previous) and last not in _ANY_DANGLING:
+            out[-1] = previous + "."
+        out.append(line)
+    return " ".join(out)
+
+
 def _strip_formatting(text: str) -> str:
     text = EMOJI.sub("", text)
     text = _MD_FENCE.sub(" ", text)
@@ -117,7 +139,7 @@ def _strip_formatting(text: str) -> str:
     text = _MD_EM.sub(lambda m: m.group(1) or m.group(2), text)
     text = re.sub(r"\*\*|__|~~", "", text)  # unpaired markers left by a cut-off answer
     text = _MD_LINE.sub("", text)
-    text = text.replace("`", "")
+    text = join_lines(text.replace("`", ""))
     return re.sub(r"\s+", " ", text).strip()
 
 
