@@ -1,6 +1,6 @@
 """describe(image, options) -> Description: prepare, ask the model, check, re-ask once, repair.
 
-Flow (ALT_TEXT_GUIDE.md):
+Flow (docs/alt-text-guide.md):
 
 1. The image is prepared in the worker pool (decode, strip metadata, downscale, re-encode).
 2. One model call with the rules as the system prompt and the caller's text marked as data.

@@ -1,4 +1,4 @@
-"""The model's instructions: ALT_TEXT_GUIDE.md condensed, plus the caller's task marked as data.
+"""The model's instructions: the alt-text guide condensed, plus the caller's task as data.
 
 The system prompt is the same for every request (providers can cache it); everything that varies
 goes into the user prompt. Caller text (context, link target, keywords) and the model's own
@@ -28,7 +28,7 @@ RESOLVED_ROLES: tuple[ResolvedRole, ...] = (
     "complex",
 )
 
-# Default length targets by role (ALT_TEXT_GUIDE.md rule 5); always capped by max_length.
+# Default length targets by role (docs/alt-text-guide.md rule 5); always capped by max_length.
 ROLE_TARGETS: dict[str, int] = {"informative": 125, "functional": 60, "complex": 150}
 
 # Scripts where one character is about one token; elsewhere ~2 characters per token is a safe
@@ -101,7 +101,7 @@ def length_target(role: str, max_length: int) -> int:
 
 def wants_long_description(options: DescribeOptions) -> bool:
     """A long description is owed when the caller asks for one or fixes the role as complex
-    (ALT_TEXT_GUIDE.md: a complex image's details go to ``long_description``)."""
+    (docs/alt-text-guide.md: a complex image's details go to ``long_description``)."""
     return options.long_description or options.role == "complex"
 
 

@@ -15,7 +15,7 @@ A set is a folder with a ``cases.json`` and the images it names (paths relative 
 
 ``role`` is what the caller asks the engine for (``auto`` lets the model decide) and
 ``expected_role`` the right answer (required with ``auto``; otherwise it is ``role``).
-``reference`` is a human-written alt text that follows ALT_TEXT_GUIDE.md (``""`` exactly when
+``reference`` is a human-written alt text that follows docs/alt-text-guide.md (``""`` exactly when
 the expected role is decorative). ``text`` is the words in the image an alt text should
 reproduce, for OCR agreement (else the reference's quoted text is used). Optional:
 ``link_target``, ``max_length``, ``keywords``, ``long_description`` (as in the API) and

@@ -3,7 +3,7 @@
 The measures, and why:
 
 * **Checks** run on the model's *first* answer, before the engine cleans, re-asks or repairs
-  it: every rule code the engine's checks produce (ALT_TEXT_GUIDE.md rules 1-14). The engine
+  it: every rule code the engine's checks produce (docs/alt-text-guide.md rules 1-14). The engine
   hides many slips from callers, but each slip costs a re-ask or a repair, so this is where
   models differ. A case passes a code when its first answer did not raise it.
 * **Role accuracy**: the delivered role against the case's expected role, for cases that ask
@@ -39,7 +39,7 @@ from alttext.evaluation.cases import EvalCase
 from alttext.evaluation.results import CaseResult
 
 # Every code the engine's checks produce (the rules' catalogue and the engine's own
-# ``missing_language``), with its rule in ALT_TEXT_GUIDE.md and its severity.
+# ``missing_language``), with its rule in docs/alt-text-guide.md and its severity.
 CHECKS: tuple[tuple[str, str, Severity], ...] = (
     ("decorative_not_empty", "1", "check"),
     ("redundant_opening", "2", "check"),

@@ -90,7 +90,7 @@ def table(evalset: EvalSet, summaries: Sequence[ModelSummary]) -> Table:
         title=f"Evaluation set {evalset.name!r}: {len(evalset.cases)} cases",
         caption=(
             "Checks run on each model's first answer, before the engine cleans, re-asks or "
-            "repairs it (rule numbers from ALT_TEXT_GUIDE.md). chrF is " + REGRESSION_ONLY + "."
+            "repairs it (rules of docs/alt-text-guide.md). chrF is " + REGRESSION_ONLY + "."
         ),
         caption_justify="left",
     )

@@ -6,7 +6,7 @@ model call outside any transaction, then one short transaction that settles or r
 credit together with the usage event.
 
 A caller's ``role: "decorative"`` is the exception: its answer is ``""`` by definition
-(ALT_TEXT_GUIDE.md), so no model runs and nothing is charged. The image is still validated
+(docs/alt-text-guide.md), so no model runs and nothing is charged. The image is still validated
 from its header (a bad image fails the same way whatever the role, and the response reports its
 size), then one usage event with status ``decorative`` and 0 credits meters the request. No
 slot, no reservation: it costs the service a header read. A model that *classifies* an image as

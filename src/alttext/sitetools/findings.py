@@ -2,7 +2,7 @@
 
 Errors: ``missing-alt`` and ``empty-alt-in-link`` (an ``alt=""`` image that is the only content of
 a link or button). Warnings: suspicious alt text. What makes alt text suspicious is decided by the
-engine's own checks (:func:`alttext.describe.rules.check`, ALT_TEXT_GUIDE.md checks 2-5 and 7), so
+engine's own checks (:func:`alttext.describe.rules.check`; the guide's checks 2-5, 7), so
 an alt the engine would reject is exactly an alt the audit reports; only "the same alt on
 different images" is the audit's own rule, because the engine sees one image at a time.
 """

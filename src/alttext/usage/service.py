@@ -1,4 +1,4 @@
-"""Recording usage events and summing them by period and model.
+"""Summing usage events by period and model (generation records them with its settle or release).
 
 Statuses: ``succeeded`` (charged), ``failed`` (never charged) and ``decorative`` (the caller
 marked the image decorative: answered ``""`` without a model, 0 credits). A decorative request

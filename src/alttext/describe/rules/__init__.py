@@ -1,4 +1,4 @@
-"""The deterministic rules of ALT_TEXT_GUIDE.md, applied to every model answer.
+"""The deterministic rules of docs/alt-text-guide.md, applied to every model answer.
 
 One module per job, applied in this order by the engine:
 

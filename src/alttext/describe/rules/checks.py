@@ -1,4 +1,4 @@
-"""Every rule a text still breaks after cleaning, as findings (ALT_TEXT_GUIDE.md, checks 1-14).
+"""Every rule a text still breaks after cleaning, as findings (docs/alt-text-guide.md, checks 1-14).
 
 ``check`` findings make the engine ask the model again (or repair); ``flag`` findings only send
 the result to human review. Decisions the guide leaves open (tests pin them):
