@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHES = [
+    ("CLI startup", "bench/bench_cli.py"),
     ("Image preparation", "bench/bench_image.py"),
     ("Offline engine", "bench/bench_local.py"),
     ("Service end to end", "bench/bench_api.py"),

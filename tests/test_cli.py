@@ -87,13 +87,17 @@ def test_describe_files_folders_and_json(env: str, tmp_path: Path) -> None:
 
     ok = runner.invoke(app, ["describe", str(folder), "--json", "--role", "text"])
     assert ok.exit_code == 0, ok.output
-    lines = [json.loads(line) for line in ok.output.strip().splitlines()]
+    lines = [json.loads(line) for line in ok.stdout.strip().splitlines()]
     assert len(lines) == 1  # the .txt file is not an image
     assert "Open Daily" in lines[0]["alt_text"]
+    # ...and is listed on stderr with why, followed by the summary.
+    assert f"skipped {folder / 'notes.txt'}: not an image (.txt)" in ok.stderr
+    assert "1 described (0 decorative), 0 failed, 1 skipped in " in ok.stderr
 
     bad = runner.invoke(app, ["describe", str(tmp_path / "broken.jpg"), "--json"])
     assert bad.exit_code == 1
-    assert json.loads(bad.output.strip().splitlines()[-1])["error"]["code"] == "invalid_image"
+    assert json.loads(bad.stdout.strip().splitlines()[-1])["error"]["code"] == "invalid_image"
+    assert "0 described (0 decorative), 1 failed, 0 skipped" in bad.stderr
 
     wrong_role = runner.invoke(app, ["describe", str(folder), "--role", "banana"])
     assert wrong_role.exit_code != 0
@@ -108,3 +112,110 @@ def test_dev_key_is_stable_and_works(env: str) -> None:
     secret = next(line for line in k1 if line.startswith("at_live_"))
     assert secret in k2
     assert keys.is_well_formed(secret)
+
+
+def test_describe_a_folder_shows_progress_summary_and_decorative(env: str, tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png"):
+        Image.new("RGB", (64, 48), (200, 30, 30)).save(folder / name)
+    (folder / "report.pdf").write_bytes(b"%PDF-1.4")
+    (folder / ".hidden.png").write_bytes(b"")  # hidden: neither described nor listed
+
+    result = runner.invoke(app, ["describe", str(folder), "--role", "decorative"])
+    assert result.exit_code == 0, result.output
+    rows = result.stdout.strip().splitlines()
+    assert rows == [
+        f'{folder / "a.png"}\talt=""  (decorative)',
+        f'{folder / "sub/b.png"}\talt=""  (decorative)',
+    ]
+    assert "Describing 2 images" in result.stderr
+    assert f"skipped {folder / 'report.pdf'}: not an image (.pdf)" in result.stderr
+    assert "2 described (2 decorative), 0 failed, 1 skipped in " in result.stderr
+    assert ".hidden" not in result.output
+
+
+@pytest.mark.parametrize("files", [[], ["notes.txt"]])
+def test_describe_with_nothing_to_describe_says_so_and_exits_1(
+    env: str, tmp_path: Path, files: list[str]
+) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_text("x")
+    result = runner.invoke(app, ["describe", str(folder)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "Nothing to describe: no images" in result.stderr
+    if not files:
+        assert f"{folder}: the folder is empty" in result.stderr
+
+
+def test_lists_and_balance(env: str) -> None:
+    assert "No accounts yet" in runner.invoke(app, ["accounts", "list"]).stderr
+    runner.invoke(app, ["accounts", "create", "a@example.com", "--credits", "3"])
+    runner.invoke(app, ["accounts", "create", "b@example.com", "--credits", "9"])
+    listed = runner.invoke(app, ["accounts", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["email"], r["credits"]) for r in rows] == [
+        ("a@example.com", 3),
+        ("b@example.com", 9),
+    ]
+    assert "b@example.com\tactive\t9 credits" in runner.invoke(app, ["accounts", "list"]).stdout
+
+    assert "has no API keys" in runner.invoke(app, ["keys", "list", "a@example.com"]).stderr
+    created = runner.invoke(app, ["keys", "create", "a@example.com", "--name", "ci"])
+    secret = created.stdout.strip().splitlines()[-1]
+    key_id = created.stdout.split()[1].rstrip(".")
+    runner.invoke(app, ["keys", "revoke", key_id])
+    runner.invoke(app, ["keys", "create", "a@example.com"])
+    keys_out = runner.invoke(app, ["keys", "list", "a@example.com"])
+    assert keys_out.exit_code == 0, keys_out.output
+    first, second = keys_out.stdout.strip().splitlines()
+    assert first.startswith(key_id)
+    assert "\tci\t" in first
+    assert first.endswith("revoked")
+    assert second.endswith("active")
+    assert secret not in keys_out.stdout  # never the secret
+    as_json = [
+        json.loads(x)
+        for x in runner.invoke(app, ["keys", "list", "a@example.com", "--json"]).stdout.splitlines()
+    ]
+    assert as_json[0]["id"] == key_id
+    assert as_json[0]["revoked_at"] is not None
+
+    balance = runner.invoke(app, ["credits", "balance", "b@example.com"])
+    assert balance.stdout == "b@example.com\t9 credits\n"
+    assert (
+        json.loads(runner.invoke(app, ["credits", "balance", "b@example.com", "--json"]).stdout)[
+            "credits"
+        ]
+        == 9
+    )
+    assert runner.invoke(app, ["credits", "balance", "nobody@example.com"]).exit_code == 1
+
+
+def test_negative_adjustment_books_an_entry_and_never_goes_below_zero(env: str) -> None:
+    runner.invoke(app, ["accounts", "create", "adj@example.com", "--credits", "10"])
+    taken = runner.invoke(app, ["credits", "adjust", "adj@example.com", "-4", "--reason", "dup"])
+    assert taken.exit_code == 0, taken.output
+    assert "Adjusted by -4 credits (txn_" in taken.stdout
+    assert "balance is now 6" in taken.stdout
+
+    too_much = runner.invoke(app, ["credits", "adjust", "adj@example.com", "-7", "--reason", "x"])
+    assert too_much.exit_code == 1
+    assert "would take it below zero" in too_much.output
+    assert "Traceback" not in too_much.output
+    assert "6 credits" in runner.invoke(app, ["credits", "balance", "adj@example.com"]).stdout
+
+    back = runner.invoke(app, ["credits", "adjust", "adj@example.com", "2", "--reason", "undo"])
+    assert "balance is now 8" in back.stdout
+    to_zero = runner.invoke(app, ["credits", "adjust", "adj@example.com", "-8", "--reason", "x"])
+    assert to_zero.exit_code == 0, to_zero.output
+    for bad in (["0", "--reason", "x"], ["-1", "--reason", " "], ["-1"]):
+        assert runner.invoke(app, ["credits", "adjust", "adj@example.com", *bad]).exit_code != 0
+
+    exported = json.loads(runner.invoke(app, ["accounts", "export", "adj@example.com"]).stdout)
+    text = json.dumps(exported)
+    assert text.count('"adjustment"') == 3

@@ -85,6 +85,14 @@ async def create_key(
     return api_key, secret
 
 
+async def list_accounts(session: AsyncSession, *, limit: int) -> list[Account]:
+    """Accounts, oldest first (operators' listing)."""
+    result = await session.execute(
+        select(Account).order_by(Account.created_at, Account.id).limit(limit)
+    )
+    return list(result.scalars())
+
+
 async def list_keys(session: AsyncSession, account_id: str) -> list[ApiKey]:
     result = await session.execute(
         select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
@@ -93,18 +101,38 @@ async def list_keys(session: AsyncSession, account_id: str) -> list[ApiKey]:
 
 
 async def revoke_key(
-    session: AsyncSession, key_id: str, *, account_id: str | None = None
+    session: AsyncSession, key_id: str, *, account_id: str | None = None, allow_last: bool = True
 ) -> ApiKey:
-    """Revoke at once. With ``account_id``, another account's key is reported as not found."""
+    """Revoke at once. With ``account_id``, another account's key is reported as not found.
+
+    ``allow_last=False`` (the API's default) refuses to revoke the account's last active key,
+    which would leave an API-only user without a way back in.
+    """
     query = select(ApiKey).where(ApiKey.id == key_id)
     if account_id is not None:
         query = query.where(ApiKey.account_id == account_id)
-    api_key = (await session.execute(query)).scalar_one_or_none()
+    api_key = (await session.execute(query.with_for_update())).scalar_one_or_none()
     if api_key is None:
         raise NotFound(f"No API key with id {key_id}.")
     if api_key.revoked_at is None:
+        if not allow_last and await _active_keys(session, api_key.account_id) <= 1:
+            message = (
+                "This is the account's last active key: without it the API cannot be used "
+                f"until you make a new one. To revoke it anyway, send DELETE /v1/keys/{key_id}"
+                "?allow_last=true (or create a new key first)."
+            )
+            raise InvalidRequest(message, errors=[{"field": "allow_last", "message": message}])
         api_key.revoked_at = utcnow()
     return api_key
+
+
+async def _active_keys(session: AsyncSession, account_id: str) -> int:
+    rows = await session.execute(
+        select(ApiKey.id)
+        .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+        .with_for_update()
+    )
+    return len(rows.all())
 
 
 async def authenticate(session: AsyncSession, secret: str) -> Principal:

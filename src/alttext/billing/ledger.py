@@ -3,7 +3,7 @@ a guarded spend, which moves the balance itself and appends its entry (``append_
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,6 +97,53 @@ async def grant(
         kind="grant",
         credits=credits,
         reference=f"grant:{new_id('grant')}",
+        note=reason,
+    )
+
+
+async def adjust(
+    session: AsyncSession, account_id: str, credits: int, *, reason: str
+) -> CreditEntry:
+    """An admin correction of either sign, with a reason, booked as an ``adjustment``.
+
+    A negative adjustment never takes the balance below zero: the guarded UPDATE moves the
+    balance only if it holds the credits (as a spend does), so concurrent spends cannot race it.
+    """
+    if credits == 0 or abs(credits) > MAX_GRANT:
+        raise InvalidRequest(f"An adjustment must be between 1 and {MAX_GRANT} credits either way.")
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        raise InvalidRequest("Give a reason of 1 to 500 characters.")
+    reference = f"adjustment:{new_id('adj')}"
+    if credits > 0:
+        return await book(
+            session,
+            account_id=account_id,
+            kind="adjustment",
+            credits=credits,
+            reference=reference,
+            note=reason,
+        )
+    result = await session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.credits_balance >= -credits)
+        .values(credits_balance=Account.credits_balance + credits)
+        .returning(Account.credits_balance)
+    )
+    if result.scalar_one_or_none() is None:
+        current = await session.scalar(
+            select(Account.credits_balance).where(Account.id == account_id)
+        )
+        raise InvalidRequest(
+            f"The balance is {int(current or 0)} credits; an adjustment of {credits} would take "
+            "it below zero."
+        )
+    return await append_entry(
+        session,
+        account_id=account_id,
+        kind="adjustment",
+        credits=credits,
+        reference=reference,
         note=reason,
     )
 

@@ -165,7 +165,8 @@ class Evaluator:
             case_id=case.id,
             model=model,
             latency_ms=latency_ms,
-            answered_by=description.model,
+            # A caller-decorative case is answered without a model (attempts == 0).
+            answered_by=description.model if description.attempts else None,
             alt_text=description.alt_text,
             role=description.role,
             needs_review=description.needs_review,

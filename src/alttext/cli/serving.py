@@ -1,0 +1,57 @@
+"""``alttext serve`` (the API and dashboard) and ``alttext mcp`` (the MCP server on stdio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from alttext.cli.common import settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command("mcp")(mcp_command)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: ALTTEXT_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: ALTTEXT_PORT or 8000")] = None,
+) -> None:
+    """Run the API and the dashboard."""
+    import uvicorn
+
+    from alttext.app import create_app
+    from alttext.http.server import uvicorn_options
+
+    current = settings()
+    uvicorn.run(
+        create_app(current),
+        host=host or current.host,
+        port=port or current.port,
+        **uvicorn_options(current),
+    )
+
+
+def mcp_command(
+    root: Annotated[
+        Path | None,
+        typer.Option(help="The only folder the tools may read and write. Default: the cwd."),
+    ] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(envvar="ALTTEXT_API_URL", help="Use a running service, not the local engine."),
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="ALTTEXT_API_KEY")] = None,
+) -> None:
+    """A Model Context Protocol server on stdio: tools describe_image, audit and fix
+    (docs/mcp.md)."""
+    from alttext.mcp.server import run
+
+    base = (root or Path.cwd()).resolve()
+    if not base.is_dir():
+        raise typer.BadParameter(f"{base} is not a folder", param_hint="--root")
+    if api_url and not api_key:
+        raise typer.BadParameter("--api-url needs --api-key (or ALTTEXT_API_KEY)")
+    run(settings(), root=base, api_url=api_url, api_key=api_key)
