@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from alttext.describe.classify import ImageClassifier
 from alttext.describe.ocr import OcrReader, default_threads
 from alttext.describe.providers.base import ModelRequest
 from alttext.describe.providers.local import LocalProvider
@@ -80,10 +81,13 @@ async def main() -> None:
     start = time.perf_counter()
     reader = OcrReader(threads=args.threads)
     load = time.perf_counter() - start
+    start = time.perf_counter()
+    classifier = ImageClassifier()
+    classifier_load = time.perf_counter() - start
     text, photo = text_image(), photo_image()
     threads = args.threads or default_threads()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        provider = LocalProvider(reader, pool)
+        provider = LocalProvider(reader, pool, classifier)
         reply = await provider.complete(request(text))
         rows = [
             row("text 768x432", await timed(provider, [text], args.runs)),
@@ -91,7 +95,8 @@ async def main() -> None:
             row("text + photo, 2 concurrent", await timed(provider, [text, photo], args.runs)),
         ]
     print(f"Offline engine, {os.cpu_count()} cores, {threads} ONNX thread(s) per session\n")
-    print(f"OcrReader load (sessions + warm-up): {load * 1000:.0f} ms\n")
+    print(f"OcrReader load (sessions + warm-up): {load * 1000:.0f} ms")
+    print(f"ImageClassifier load: {classifier_load * 1000:.0f} ms\n")
     print("| input | runs | median ms | min ms |")
     print("|---|---|---|---|")
     print("\n".join(rows))
