@@ -35,6 +35,7 @@ run: $(UV)
 	$(RUN) alttext serve
 
 test: install
+	bash tools/install_axe.sh
 	$(RUN) pytest $(PYTEST_ARGS)
 
 lint: install

@@ -18,6 +18,7 @@ from alttext.http.middleware import ErrorBoundary, RateLimitHeadersMiddleware, R
 from alttext.logging_setup import configure_logging
 from alttext.process import open_process
 from alttext.web import routes as web_routes
+from alttext.web.security import PageErrorBoundary, SecurityHeaders
 
 log = logging.getLogger("alttext.app")
 
@@ -46,23 +47,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        # /docs is our own page (alttext.web.pages), rendered from /openapi.json on the server:
+        # FastAPI's loads Swagger UI from a CDN, which fails offline and tells a third party
+        # about every visitor.
+        docs_url=None,
         redoc_url=None,
         generate_unique_id_function=lambda route: route.name,  # operationId: the function name
     )
-    install_error_handlers(app)
-    # The last added is the outermost: RequestId > Guard > RateLimitHeaders > ErrorBoundary.
+    install_error_handlers(app, html=web_routes.html_problems)
+    # The last added is the outermost: SecurityHeaders > RequestId > Guard > RateLimitHeaders
+    # > ErrorBoundary > PageErrorBoundary (a page's unexpected error as the HTML 500 page).
+    app.add_middleware(PageErrorBoundary)
     app.add_middleware(ErrorBoundary)
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestGuard)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeaders, settings=settings)  # every answer carries the headers
     app.include_router(system.router)
     app.include_router(alt_text.router)
     app.include_router(batch.router)
     app.include_router(account.router)
     app.include_router(billing.router)
     app.include_router(privacy.router)
-    app.include_router(web_routes.router)
-    app.mount("/static", web_routes.static_files(), name="static")
+    web_routes.install(app)
     install_openapi(app)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from alttext.describe.errors import (
     AppError,
@@ -33,6 +34,7 @@ __all__ = [
     "ClientDisconnected",
     "Forbidden",
     "HeadersTooLarge",
+    "HtmlProblems",
     "IdempotencyConflict",
     "ImageFetchFailed",
     "ImageTooLarge",
@@ -238,32 +240,51 @@ def _body_error(exc: BaseException | None) -> AppError | None:
     return None
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    async def app_error(request: Request, exc: Exception) -> JSONResponse:
+class HtmlProblems(Protocol):
+    """How a surface with pages shows an error to a browser (``alttext.web.security``): the
+    same problem fields, as HTML. The API's paths always answer problem+json."""
+
+    def wants_html(self, request: Request) -> bool: ...
+
+    def render(
+        self, request: Request, fields: Mapping[str, Any], headers: Mapping[str, str] | None
+    ) -> Response: ...
+
+
+def install_error_handlers(app: FastAPI, html: HtmlProblems | None = None) -> None:
+    def answer(
+        request: Request, exc: AppError, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        if html is not None and html.wants_html(request):
+            all_headers = dict(headers or {})
+            if exc.retry_after is not None:
+                all_headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+            return html.render(request, problem_fields(exc, request_id_of(request)), all_headers)
+        return problem_response(exc, request_id_of(request), headers=headers)
+
+    async def app_error(request: Request, exc: Exception) -> Response:
         own = _body_error(exc)
         assert own is not None
-        return problem_response(own, request_id_of(request))
+        return answer(request, own)
 
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         problem = InvalidRequest(
             "The request has invalid or missing fields.", errors=_validation_errors(exc)
         )
-        return problem_response(problem, request_id_of(request))
+        return answer(request, problem)
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         own = _body_error(exc.__cause__)
         if own is not None:
             # FastAPI turns any error raised while it reads a body into a bare 400 "error
             # parsing the body"; ours (the body cap, JSON limits, the read timeout, a client
             # that left) keep their own status and detail.
-            return problem_response(own, request_id_of(request))
-        return problem_response(
-            _from_http_exception(exc), request_id_of(request), headers=exc.headers
-        )
+            return answer(request, own)
+        return answer(request, _from_http_exception(exc), headers=exc.headers)
 
-    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+    async def database_down(request: Request, exc: Exception) -> Response:
         # The transaction was rolled back: nothing is half-booked, and a retry is safe.
         log.error(
             "database unavailable",
@@ -272,14 +293,14 @@ def install_error_handlers(app: FastAPI) -> None:
         problem = ServiceUnavailable(
             "The database is unavailable; nothing was charged. Retry shortly.", retry_after=5
         )
-        return problem_response(problem, request_id_of(request))
+        return answer(request, problem)
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         # Starlette runs this handler in its outermost middleware, outside ours, and re-raises
         # afterwards. alttext.http.middleware.ErrorBoundary answers unexpected errors inside our
         # middleware first; this is the last resort for a failure in the middleware itself.
         log_unexpected(exc, request_id_of(request))
-        return problem_response(InternalError(INTERNAL_DETAIL), request_id_of(request))
+        return answer(request, InternalError(INTERNAL_DETAIL))
 
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(ClientDisconnect, app_error)

@@ -124,3 +124,30 @@ async def test_database_gone_is_a_clean_503(service: Any, account: Any) -> None:
     assert r.json()["code"] == "service_unavailable"
     assert r.headers["retry-after"]
     await broken.dispose()
+
+
+async def test_the_last_active_key_is_revoked_only_when_asked_explicitly(
+    service: Any, account: Any
+) -> None:
+    r = await service.client.delete(f"/v1/keys/{account.key_id}", headers=account.headers)
+    assert r.status_code == 422
+    problem = r.json()
+    assert problem["code"] == "invalid_request"
+    assert f"DELETE /v1/keys/{account.key_id}?allow_last=true" in problem["detail"]
+    assert problem["errors"][0]["field"] == "allow_last"
+    # Nothing changed: the key still works.
+    assert (await service.client.get("/v1/account", headers=account.headers)).status_code == 200
+
+    # With a second key, the first may go; then the second is the last one.
+    created = await service.client.post("/v1/keys", headers=account.headers, json={"name": "b"})
+    second = {"Authorization": f"Bearer {created.json()['secret']}"}
+    gone = await service.client.delete(f"/v1/keys/{account.key_id}", headers=second)
+    assert gone.status_code == 204
+    last = await service.client.delete(f"/v1/keys/{created.json()['id']}", headers=second)
+    assert last.status_code == 422
+
+    forced = await service.client.delete(
+        f"/v1/keys/{created.json()['id']}", headers=second, params={"allow_last": "true"}
+    )
+    assert forced.status_code == 204
+    assert (await service.client.get("/v1/account", headers=second)).status_code == 401

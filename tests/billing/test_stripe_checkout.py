@@ -63,12 +63,10 @@ async def test_checkout_opens_a_stripe_session_for_a_credit_pack(
             "amount_usd": "5.00",
         }
         assert session["success_url"] == (
-            "https://alttext.example/dashboard/billing?checkout=success"
+            "https://alttext.example/dashboard/credits?checkout=success"
             "&session_id={CHECKOUT_SESSION_ID}"
         )
-        assert (
-            session["cancel_url"] == "https://alttext.example/dashboard/billing?checkout=cancelled"
-        )
+        assert session["cancel_url"] == "https://alttext.example/dashboard/credits?checkout=cancel"
         (item,) = fake_stripe.line_items(body["session_id"])
         assert item["quantity"] == "1"
         assert item["price_data"]["unit_amount"] == "500"

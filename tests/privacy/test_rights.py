@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from alttext.accounts import sessions as web_sessions
 from alttext.accounts.models import Account
 from alttext.billing.models import StripeEvent
 from alttext.db import transaction
@@ -64,6 +65,7 @@ async def test_export_holds_every_row_about_the_account(rs: RightsService) -> No
                 payload=json.dumps({"data": {"object": {"metadata": {"account_id": account_id}}}}),
             )
         )
+        await web_sessions.start(session, account_id)  # a dashboard sign-in
 
     r = await rs.client.get("/v1/account/export", headers=headers)
     assert r.status_code == 200
@@ -98,6 +100,8 @@ async def test_export_holds_every_row_about_the_account(rs: RightsService) -> No
     assert "other@example.com" not in text
     assert all("key_hash" not in k for k in doc["api_keys"])
     assert all("token_hash" not in t for t in doc["email_tokens"])
+    assert all("token_hash" not in t for t in doc["web_sessions"])
+    assert "password_hash" not in doc["account"]
     stored = doc["idempotency_records"][0]["response_body"]
     assert isinstance(stored, dict)
     assert "alt_text" in stored

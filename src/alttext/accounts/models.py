@@ -1,4 +1,4 @@
-"""Accounts and their API keys."""
+"""Accounts, their API keys, dashboard sessions and the failed-login log."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set on the first checkout (billing/checkout.py); unique so two accounts never share one.
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # Argon2id (accounts/passwords.py); None until a password is set (API sign-ups).
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class ApiKey(Base):
@@ -47,3 +49,33 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A dashboard sign-in. The cookie holds a random secret; only its SHA-256 is stored here,
+    so deleting the row ends the session at once, everywhere."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class LoginFailure(Base):
+    """One failed dashboard login, counted for throttling and deleted after the window.
+
+    ``subject`` is a keyed hash (HMAC-SHA256 with the service's secret key) of the e-mail
+    address tried, or of the client's IP address: never the address itself.
+    """
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -93,11 +93,29 @@ async def create_key(
     status_code=204,
     tags=["keys"],
     summary="Revoke an API key at once",
-    responses=problems(404, meanings={404: "No key with this id in your account"}),
+    description="Revoking the account's last active key needs `?allow_last=true`: without a "
+    "key the API cannot be used until a new one is made (in the dashboard, after logging in).",
+    responses=problems(
+        404,
+        422,
+        meanings={
+            404: "No key with this id in your account",
+            422: "Invalid parameters, or the last active key without allow_last=true",
+        },
+    ),
 )
-async def revoke_key(key_id: str, services: ServicesDep, principal: PrincipalDep) -> Response:
+async def revoke_key(
+    key_id: str,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    allow_last: Annotated[
+        bool, Query(description="Revoke the key even if it is the account's last active one.")
+    ] = False,
+) -> Response:
     async with transaction(services.sessions) as session:
-        await accounts.revoke_key(session, key_id, account_id=principal.account_id)
+        await accounts.revoke_key(
+            session, key_id, account_id=principal.account_id, allow_last=allow_last
+        )
     return Response(status_code=204)
 
 
@@ -138,6 +156,7 @@ async def get_usage(
         requests=sum(r.requests for r in data),
         succeeded=sum(r.succeeded for r in data),
         failed=sum(r.failed for r in data),
+        decorative=sum(r.decorative for r in data),
         credits=sum(r.credits for r in data),
         input_tokens=sum(r.input_tokens for r in data),
         output_tokens=sum(r.output_tokens for r in data),

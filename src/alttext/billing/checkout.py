@@ -113,9 +113,10 @@ def session_params(
         "metadata": metadata,
         # Also on the PaymentIntent, so charges and disputes in the Stripe dashboard name it.
         "payment_intent_data": {"metadata": metadata},
-        "success_url": f"{base}/dashboard/billing?checkout=success"
+        # The dashboard's credits page (DASHBOARD.md); credits arrive with the webhook, not here.
+        "success_url": f"{base}/dashboard/credits?checkout=success"
         "&session_id={CHECKOUT_SESSION_ID}",
-        "cancel_url": f"{base}/dashboard/billing?checkout=cancelled",
+        "cancel_url": f"{base}/dashboard/credits?checkout=cancel",
     }
 
 

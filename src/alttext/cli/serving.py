@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -25,11 +26,17 @@ def serve(
     from alttext.app import create_app
     from alttext.http.server import uvicorn_options
 
+    # Through the environment, so settings derived from them (the public URL in mail links
+    # when ALTTEXT_PUBLIC_URL is unset) follow the flags too.
+    if host:
+        os.environ["ALTTEXT_HOST"] = host
+    if port:
+        os.environ["ALTTEXT_PORT"] = str(port)
     current = settings()
     uvicorn.run(
         create_app(current),
-        host=host or current.host,
-        port=port or current.port,
+        host=current.host,
+        port=current.port,
         **uvicorn_options(current),
     )
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from alttext.accounts.logins import ACCOUNT_LIMIT, CLIENT_LIMIT, WINDOW
+from alttext.accounts.sessions import IDLE_TIMEOUT, LIFETIME
 from alttext.idempotency import KEEP_FOR as IDEMPOTENCY_KEEP
 from alttext.privacy.retention import (
     EMAIL_TOKEN_KEEP,
@@ -18,6 +20,7 @@ from alttext.privacy.retention import (
     STRIPE_INBOX_KEEP,
     UNVERIFIED_SIGNUP_TTL,
 )
+from alttext.privacy.trial import TRIAL_MARK_KEEP
 
 _WHILE_ACCOUNT = "While the account exists; deleted when it is erased."
 _LAW = "for as long as commercial and tax law requires (up to 10 years)"
@@ -39,17 +42,20 @@ class Cookie:
 
 
 # Essential only: no analytics, advertising or third-party cookies. The API itself sets none;
-# these two exist only once you sign in to the dashboard.
+# the dashboard sets these two (web/session.py), the second as soon as a page with a form opens.
 COOKIES = (
     Cookie(
         "alttext_session",
-        "Keeps you signed in to the dashboard (a signed session identifier, nothing else).",
-        "Until you sign out or the session expires.",
+        "Keeps you signed in to the dashboard: a random session identifier (we store only its "
+        "hash), nothing else.",
+        f"Until you log out, or {IDLE_TIMEOUT.days} days without use, or "
+        f"{LIFETIME.days} days after you logged in.",
     ),
     Cookie(
         "alttext_csrf",
-        "Protects the dashboard's forms against cross-site request forgery.",
-        "The same as the session.",
+        "Protects the dashboard's forms (sign-up and log-in included) against cross-site "
+        "request forgery: a random value that the forms' hidden field must match.",
+        f"{LIFETIME.days} days; replaced when you log in.",
     ),
 )
 
@@ -83,6 +89,8 @@ def data_inventory(retention_days: int) -> dict[str, TableDoc]:
                 "default).",
                 "created_at": "When the account was created.",
                 "stripe_customer_id": "Your customer id at Stripe, after your first purchase.",
+                "password_hash": "A one-way Argon2id hash of your dashboard password, if you "
+                "set one (the password itself is never stored).",
             },
         ),
         "api_keys": TableDoc(
@@ -98,6 +106,47 @@ def data_inventory(retention_days: int) -> dict[str, TableDoc]:
                 "created_at": "When the key was created.",
                 "last_used_at": "When the key was last used.",
                 "revoked_at": "When the key was revoked, if it was.",
+            },
+        ),
+        "web_sessions": TableDoc(
+            "Dashboard sessions",
+            "To keep you signed in to the dashboard, and to sign you out everywhere at once.",
+            f"Until you log out; at most {IDLE_TIMEOUT.days} days without use and "
+            f"{LIFETIME.days} days in all; ended at once by a password change or reset and "
+            "deleted with the account.",
+            {
+                "id": "Random session identifier (not the cookie's secret).",
+                "account_id": "The account signed in.",
+                "token_hash": "A one-way hash of the cookie's secret (the secret is not stored).",
+                "created_at": "When you logged in.",
+                "last_seen_at": "When the session was last used (to the hour).",
+                "expires_at": "When it ends at the latest.",
+            },
+        ),
+        "login_failures": TableDoc(
+            "Failed logins",
+            f"To stop password guessing: at most {ACCOUNT_LIMIT} failed logins per address and "
+            f"{CLIENT_LIMIT} per client in {WINDOW.seconds // 60} minutes. Keyed hashes only: "
+            "neither the address tried nor the IP address is stored.",
+            f"{WINDOW.seconds // 60} minutes (removed by the next login attempt or the daily "
+            "purge); a successful login removes its address's at once.",
+            {
+                "id": "Row number.",
+                "subject": "A keyed hash (HMAC-SHA256) of the e-mail address tried or of the "
+                "client's IP address.",
+                "created_at": "When the attempt was made.",
+            },
+        ),
+        "trial_marks": TableDoc(
+            "Trial credits given",
+            "So that the free trial credits go once to each e-mail address, even after an "
+            "account is erased and the address signs up again. Only a keyed hash of the "
+            "address (lower case, without +tags): it cannot be turned back into the address.",
+            f"{TRIAL_MARK_KEEP.days // 365} years; it is not linked to any account, so it stays "
+            "after an erasure.",
+            {
+                "email_hash": "A keyed hash (HMAC-SHA256) of the address's canonical form.",
+                "created_at": "When the trial credits were given.",
             },
         ),
         "consents": TableDoc(
@@ -117,12 +166,12 @@ def data_inventory(retention_days: int) -> dict[str, TableDoc]:
         ),
         "email_tokens": TableDoc(
             "E-mail confirmation links",
-            "One-time links that confirm a sign-up or a new address.",
+            "One-time links that confirm a sign-up or a new address, or set a new password.",
             f"{EMAIL_TOKEN_KEEP.days} days after the link is used or expires.",
             {
                 "id": "Random identifier.",
                 "account_id": "The account the link is for.",
-                "purpose": "verify_signup or change_email.",
+                "purpose": "verify_signup, change_email or reset_password.",
                 "email": "The address the link was sent to.",
                 "token_hash": "A one-way hash of the link's secret (the secret is not stored).",
                 "created_at": "When it was sent.",
@@ -137,7 +186,7 @@ def data_inventory(retention_days: int) -> dict[str, TableDoc]:
             {
                 "id": "The request id.",
                 "account_id": "The account charged.",
-                "key_id": "The API key used.",
+                "key_id": "The API key used (dashboard for the dashboard's Try it page).",
                 "created_at": "When.",
                 "status": "succeeded or failed.",
                 "error_code": "Why it failed, as a code.",

@@ -56,7 +56,7 @@ class AuditEvent(Base):
 
 
 class EmailToken(Base):
-    """A one-time link sent by e-mail: sign-up verification or an e-mail change."""
+    """A one-time link sent by e-mail: sign-up verification, an e-mail change, a password reset."""
 
     __tablename__ = "email_tokens"
 
@@ -64,7 +64,9 @@ class EmailToken(Base):
     account_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    purpose: Mapped[str] = mapped_column(String(20))  # verify_signup | change_email
+    purpose: Mapped[str] = mapped_column(
+        String(20)
+    )  # verify_signup | change_email | reset_password
     email: Mapped[str] = mapped_column(String(320))  # where it was sent
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -88,3 +90,16 @@ class UsageRollup(Base):
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     upstream_cost_usd: Mapped[float] = mapped_column(Numeric(16, 8, asdecimal=False), default=0)
+
+
+class TrialMark(Base):
+    """A keyed hash of an address that has received trial credits, so that signing up again
+    with it (after an erasure, or with a +tag) does not grant them twice.
+
+    No account id: it outlives the account on purpose (docs/privacy.md).
+    """
+
+    __tablename__ = "trial_marks"
+
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -21,14 +21,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from alttext.accounts.models import Account
+from alttext.accounts.logins import WINDOW as LOGIN_WINDOW
+from alttext.accounts.models import Account, LoginFailure, WebSession
+from alttext.accounts.sessions import IDLE_TIMEOUT
 from alttext.billing.models import CreditReservation, StripeEvent
 from alttext.config import Settings
 from alttext.db import transaction, utcnow
 from alttext.idempotency import KEEP_FOR as IDEMPOTENCY_KEEP
 from alttext.idempotency import purge_expired
 from alttext.ids import new_id
-from alttext.privacy.models import AuditEvent, EmailToken, UsageRollup
+from alttext.privacy.models import AuditEvent, EmailToken, TrialMark, UsageRollup
+from alttext.privacy.trial import TRIAL_MARK_KEEP
 from alttext.scheduler import PeriodicTask
 from alttext.usage.models import UsageEvent
 
@@ -92,6 +95,20 @@ def retention_schedule(retention_days: int) -> list[RetentionRule]:
             "person's attention are kept until resolved.",
         ),
         RetentionRule(
+            "Dashboard sessions",
+            "Until you log out; ended after "
+            f"{IDLE_TIMEOUT.days} days without use and 30 days after login at the latest.",
+        ),
+        RetentionRule(
+            "Failed logins (keyed hashes, no address)",
+            f"{int(LOGIN_WINDOW.total_seconds() // 60)} minutes.",
+        ),
+        RetentionRule(
+            "Trial credits given (a keyed hash of the address)",
+            f"{TRIAL_MARK_KEEP.days // 365} years, also after an erasure, so the trial goes "
+            "once to each address.",
+        ),
+        RetentionRule(
             "Audit trail of privacy requests",
             "3 years: the proof of how each request was handled.",
         ),
@@ -112,6 +129,9 @@ class PurgeReport:
     idempotency_records: int = 0
     credit_reservations: int = 0
     audit_events: int = 0
+    web_sessions: int = 0
+    login_failures: int = 0
+    trial_marks: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -192,7 +212,7 @@ async def _roll_up_usage_batch(session: AsyncSession, cutoff: datetime) -> tuple
     for created_at, model, status, credits, tin, tout, cost in rows:
         count += 1
         t = groups[(created_at.astimezone(UTC).strftime("%Y-%m"), model or "")]
-        ok = status == "succeeded"
+        ok = status in ("succeeded", "decorative")  # a free decorative answer is no failure
         t["requests"] += 1
         t["succeeded"] += int(ok)
         t["failed"] += int(not ok)
@@ -320,6 +340,27 @@ async def purge(
     )
     report.audit_events = await _drain(
         sessions, _delete_batch, AuditEvent, AuditEvent.id, AuditEvent.created_at < now - AUDIT_KEEP
+    )
+    report.web_sessions = await _drain(
+        sessions,
+        _delete_batch,
+        WebSession,
+        WebSession.id,
+        or_(WebSession.expires_at <= now, WebSession.last_seen_at <= now - IDLE_TIMEOUT),
+    )
+    report.login_failures = await _drain(
+        sessions,
+        _delete_batch,
+        LoginFailure,
+        LoginFailure.id,
+        LoginFailure.created_at <= now - LOGIN_WINDOW,
+    )
+    report.trial_marks = await _drain(
+        sessions,
+        _delete_batch,
+        TrialMark,
+        TrialMark.email_hash,
+        TrialMark.created_at < now - TRIAL_MARK_KEEP,
     )
     if report.total:
         log.info("retention purge", extra=report.as_dict())

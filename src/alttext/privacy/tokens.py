@@ -1,4 +1,5 @@
-"""One-time e-mail tokens: 32 random bytes in the link, only their SHA-256 in the database."""
+"""One-time e-mail tokens (sign-up, address change, password reset): 32 random bytes in the link,
+only their SHA-256 in the database."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from alttext.errors import InvalidRequest
 from alttext.ids import new_id
 from alttext.privacy.models import EmailToken
 
-Purpose = Literal["verify_signup", "change_email"]
+Purpose = Literal["verify_signup", "change_email", "reset_password"]
 LIFETIME: dict[str, timedelta] = {
     "verify_signup": timedelta(hours=48),
     "change_email": timedelta(hours=24),
+    "reset_password": timedelta(hours=1),
 }
 MAX_TOKEN_CHARS = 100
 
@@ -86,4 +88,20 @@ async def consume(
     ):
         raise invalid_token()
     row.used_at = now
+    return row
+
+
+async def peek(session: AsyncSession, token: str, purpose: Purpose) -> EmailToken | None:
+    """The valid, unused token row without using it (to show a page before a form is sent)."""
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    row = (
+        await session.execute(
+            select(EmailToken).where(
+                EmailToken.token_hash == hash_token(token), EmailToken.purpose == purpose
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+        return None
     return row

@@ -1,0 +1,28 @@
+"""Status messages shown after a redirect (``?status=<code>``): fixed texts only, so a link
+cannot put words of its own on our pages."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+MESSAGES = {
+    "welcome": "Your address is confirmed and you are logged in. Welcome!",
+    "logged_out": "You are logged out.",
+    "logged_in": "You are logged in.",
+    "password_set": "Your new password is set. Every other session was logged out.",
+    "key_revoked": "The key was revoked. Requests with it are refused from now on.",
+    "saved": "Saved.",
+    "email_pending": "Almost done: we sent a link to the new address. Your address changes "
+    "once you open it.",
+    "email_changed": "Your e-mail address is changed.",
+    "restricted": "Processing is restricted: no alt text is generated for this account until "
+    "you lift the restriction.",
+    "lifted": "The restriction is lifted: you can generate alt text again.",
+    "erased": "Your account is deleted. Only the accounting records the law requires are kept, "
+    "without your name or address.",
+}
+
+
+def status_message(request: Request) -> str | None:
+    code = request.query_params.get("status")
+    return MESSAGES.get(code) if code else None
