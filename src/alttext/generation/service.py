@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -209,6 +209,32 @@ async def _settle(
     return await credits.balance(session, principal.account_id)
 
 
+async def _describe(
+    services: Services,
+    req: AltTextRequest,
+    image: bytes | None,
+    on_failure: Callable[[str], Awaitable[None]],
+) -> Description:
+    """Fetch the image if given by URL and run the engine under the memory budget. On any
+    failure ``on_failure(code)`` records it (shielded, so a cancelled request still books its
+    release): an ``AppError``'s code, or ``aborted`` for a cancellation (client gone) or a bug."""
+    runtime = services.runtime
+    try:
+        if image is None:
+            assert req.image_url is not None  # the request model guarantees one of the two
+            image = await fetch_image(req.image_url, runtime.http, runtime.fetch_limits)
+        async with services.inflight.hold(len(image)):
+            return await runtime.engine.describe(image, describe_options(req))
+    except AppError as exc:
+        await asyncio.shield(on_failure(exc.code))
+        raise
+    except BaseException:
+        await asyncio.shield(on_failure("aborted"))
+        raise
+    finally:
+        image = None  # drop our reference to the bytes as soon as the engine is done
+
+
 async def _decorative(
     services: Services,
     principal: Principal,
@@ -219,21 +245,13 @@ async def _decorative(
     started: float,
 ) -> AltTextResponse:
     """``role: "decorative"``: validate the image's header, answer ``""``, meter it for free."""
-    runtime = services.runtime
-    try:
-        if image is None:
-            assert req.image_url is not None  # the request model guarantees one of the two
-            image = await fetch_image(req.image_url, runtime.http, runtime.fetch_limits)
-        async with services.inflight.hold(len(image)):
-            description = await runtime.engine.describe(image, describe_options(req))
-    except AppError as exc:
-        await asyncio.shield(_record_failure(services, request_id, principal, exc.code, started))
-        raise
-    except BaseException:
-        await asyncio.shield(_record_failure(services, request_id, principal, "aborted", started))
-        raise
-    finally:
-        image = None
+    description = await _describe(
+        services,
+        req,
+        image,
+        lambda code: _record_failure(services, request_id, principal, code, started),
+    )
+    image = None  # the engine is done with the bytes
     total_ms = int((time.perf_counter() - started) * 1000)
     history = ("", req.image_url) if principal.history_opt_in else None
     async with transaction(services.sessions) as session:
@@ -268,7 +286,6 @@ async def generate(
         return await _decorative(
             services, principal, req, image, request_id=request_id, started=started
         )
-    runtime = services.runtime
     async with _generation_slot(services, principal.account_id):
         async with transaction(services.sessions) as session:
             await credits.reserve(
@@ -277,21 +294,13 @@ async def generate(
                 request_id=request_id,
                 ttl_s=services.settings.reservation_ttl_s,
             )
-        try:
-            if image is None:
-                assert req.image_url is not None  # the request model guarantees one of the two
-                image = await fetch_image(req.image_url, runtime.http, runtime.fetch_limits)
-            async with services.inflight.hold(len(image)):
-                description = await runtime.engine.describe(image, describe_options(req))
-        except AppError as exc:
-            await asyncio.shield(_release(services, request_id, principal, exc.code, started))
-            raise
-        except BaseException:
-            # Cancelled (client gone) or a bug: never charge; shield so the release completes.
-            await asyncio.shield(_release(services, request_id, principal, "aborted", started))
-            raise
-        finally:
-            image = None  # drop our reference to the bytes as soon as the engine is done
+        description = await _describe(
+            services,
+            req,
+            image,
+            lambda code: _release(services, request_id, principal, code, started),
+        )
+        image = None  # the engine is done with the bytes
     total_ms = int((time.perf_counter() - started) * 1000)
     history = (description.alt_text, req.image_url) if principal.history_opt_in else None
     async with transaction(services.sessions) as session:
