@@ -47,17 +47,17 @@ async def test_a_500_carries_the_logged_request_id_and_keeps_the_connection(
     caplog.set_level(logging.INFO, logger="alttext")
     settings = make_settings(database_url)
     app = create_app(settings)
-    app.add_api_route("/test/explode", explode)
+    app.add_api_route("/v1/test/explode", explode)
     with live_server(app, settings) as live:
         async with raw_connection(live) as conn:
-            await conn.send(request_head("GET", "/test/explode", live))
+            await conn.send(request_head("GET", "/v1/test/explode", live))
             failed = await conn.response()
             # The same TCP connection: uvicorn must not have closed it under the client.
             await conn.send(request_head("GET", "/healthz", live))
             after = await conn.response()
         # And as an ordinary client sees it: one keep-alive connection, used twice.
         async with httpx.AsyncClient(base_url=live.url) as client:
-            first = await client.get("/test/explode", headers={"X-Request-ID": "mine-1"})
+            first = await client.get("/v1/test/explode", headers={"X-Request-ID": "mine-1"})
             second = await client.get("/healthz")
             first_addr = first.extensions["network_stream"].get_extra_info("client_addr")
             second_addr = second.extensions["network_stream"].get_extra_info("client_addr")
@@ -86,7 +86,7 @@ async def test_a_500_carries_the_logged_request_id_and_keeps_the_connection(
     access = [
         (r.request_id, r.status)  # type: ignore[attr-defined]
         for r in caplog.records
-        if r.name == "alttext.access" and r.path == "/test/explode"  # type: ignore[attr-defined]
+        if r.name == "alttext.access" and r.path == "/v1/test/explode"  # type: ignore[attr-defined]
     ]
     assert access == [(request_id, 500), ("mine-1", 500)]
     # Nothing escaped to uvicorn ("Exception in ASGI application").
@@ -97,9 +97,9 @@ async def test_a_500_after_authentication_carries_the_rate_limit_headers(
     service: Service, account: Account
 ) -> None:
     service.app.add_api_route(
-        "/test/explode-authed", explode, dependencies=[Depends(current_principal)]
+        "/v1/test/explode-authed", explode, dependencies=[Depends(current_principal)]
     )
-    response = await service.client.get("/test/explode-authed", headers=account.headers)
+    response = await service.client.get("/v1/test/explode-authed", headers=account.headers)
     assert response.status_code == 500
     assert response.json() == internal_error(response.headers["x-request-id"])
     assert response.headers["ratelimit-limit"] == "120"
