@@ -34,15 +34,21 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
                 "alttext.idempotency",
                 "alttext.scheduler",
                 "alttext.runtime",
+                "alttext.queue",
+                "alttext.metrics",
             )
         ],
     ),
     ("domain: accounts", [("alttext.accounts",)]),
-    ("domains: billing, usage", [("alttext.billing",), ("alttext.usage",)]),
+    (
+        "domains: billing, usage, job records",
+        [("alttext.billing",), ("alttext.usage",), ("alttext.jobstore",)],
+    ),
     ("domain: privacy", [("alttext.privacy",)]),
     ("process", [("alttext.process", "alttext.models_registry", "alttext.dev_account")]),
     ("use case: generation", [("alttext.generation",), ("alttext.evaluation",)]),
-    ("use case: jobs", [("alttext.jobs",), ("alttext.sitetools",)]),
+    ("site tools", [("alttext.sitetools",)]),
+    ("use case: jobs", [("alttext.jobs",)]),
     ("http plumbing", [("alttext.http",)]),
     (
         "surfaces",

@@ -74,6 +74,20 @@ class Settings(BaseSettings):
     reservation_ttl_s: float = Field(600.0, ge=1, le=86_400)
     reservation_sweep_s: float = Field(30.0, ge=0.1, le=3600)
 
+    # Bulk jobs (API.md "POST /v1/jobs"): leases, caps, crawling, outbound webhooks.
+    job_lease_s: float = Field(60.0, ge=1, le=3600)  # a dead worker's item is retaken after this
+    job_sweep_s: float = Field(5.0, ge=0.1, le=600)  # expired leases, paused jobs, lost crawls
+    job_concurrency_per_account: int = Field(4, ge=1, le=1000)
+    job_concurrency_per_model: int = Field(16, ge=1, le=10_000)  # across the cluster
+    job_retention_days: int = Field(30, ge=1, le=3650)
+    worker_concurrency: int = Field(64, ge=1, le=10_000)  # queue messages one worker runs at once
+    crawl_max_pages: int = Field(500, ge=1, le=100_000)
+    crawl_delay_s: float = Field(1.0, ge=0, le=60)  # between two requests to one host
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60)
+    webhook_retry_base_s: float = Field(5.0, gt=0, le=3600)  # first retry; doubles, with jitter
+    webhook_retry_window_s: float = Field(86_400.0, gt=0, le=7 * 86_400)  # then it gives up
+    metrics_token: str | None = Field(None, min_length=16)  # unset: GET /metrics answers 404
+
     @model_validator(mode="before")
     @classmethod
     def _public_url_default(cls, data: Any) -> Any:

@@ -10,6 +10,7 @@ def metadata() -> MetaData:
     from alttext.accounts import models as _accounts  # noqa: F401
     from alttext.billing import models as _billing  # noqa: F401
     from alttext.db import Base
+    from alttext.jobstore import models as _jobstore  # noqa: F401
     from alttext.privacy import models as _privacy  # noqa: F401
     from alttext.usage import models as _usage  # noqa: F401
 

@@ -9,10 +9,11 @@ the caller asks for it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from taskiq import AsyncBroker
 
 from alttext import idempotency, models_registry, scheduler
 from alttext.accounts.last_used import LastUsedRecorder
@@ -22,6 +23,7 @@ from alttext.db import create_engine, session_factory
 from alttext.inflight import InflightBudget
 from alttext.mail import Mailer, build_mailer
 from alttext.privacy import retention
+from alttext.queue import build_broker
 from alttext.runtime import Runtime, open_runtime
 from alttext.scheduler import PeriodicTask
 from alttext.usage.backends import build_limiter
@@ -39,6 +41,8 @@ class Services:
     limiter: Limiter
     last_used: LastUsedRecorder
     mailer: Mailer
+    broker: AsyncBroker  # the queue; alttext.jobs registers its tasks on it
+    claims: scheduler.TickClaims
     _runtime: Runtime | None = None
 
     @property
@@ -49,8 +53,12 @@ class Services:
         return self._runtime
 
 
+# The periodic tasks of layers above this one (jobs), declared by their owner.
+MoreTasks = Callable[[Services], Sequence[PeriodicTask]]
+
+
 def periodic_tasks(services: Services) -> list[PeriodicTask]:
-    """Every periodic task of the house, as each owner declares it."""
+    """Every periodic task of the layers up to this one, as each owner declares it."""
     sessions, settings = services.sessions, services.settings
     return [
         services.last_used.periodic_task(sessions),
@@ -62,13 +70,20 @@ def periodic_tasks(services: Services) -> list[PeriodicTask]:
 
 @contextlib.asynccontextmanager
 async def open_process(
-    settings: Settings, *, engine: bool = True, schedule: bool = False
+    settings: Settings,
+    *,
+    engine: bool = True,
+    schedule: bool = False,
+    worker: bool = False,
+    more_tasks: MoreTasks | None = None,
 ) -> AsyncIterator[Services]:
     """Build the process's parts; close them all, in reverse order, when the block ends.
 
     ``engine`` loads the describe runtime (OCR and language models: about a second), which
-    commands that only touch the database skip. ``schedule`` runs the periodic tasks in the
-    background: once per cluster when Redis is configured, else in this process.
+    commands that only touch the database skip. ``schedule`` runs the periodic tasks (these and
+    ``more_tasks``) in the background. With Redis, the cluster-wide ones run on the workers'
+    schedulers (``worker``), once per cluster; an API process then runs only its own
+    per-process tasks. Without Redis this process is the cluster and runs them all.
     """
     models_registry.metadata()  # every table is known (erasure and export walk them all)
     db = create_engine(settings.database_url)
@@ -76,6 +91,7 @@ async def open_process(
     limiter = build_limiter(settings.redis_url)
     last_used = LastUsedRecorder()
     claims = scheduler.build_claims(settings.redis_url)
+    broker = build_broker(settings.redis_url, max_async_tasks=settings.worker_concurrency)
     try:
         async with contextlib.AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(open_runtime(settings)) if engine else None
@@ -87,10 +103,17 @@ async def open_process(
                 limiter=limiter,
                 last_used=last_used,
                 mailer=build_mailer(settings),
+                broker=broker,
+                claims=claims,
                 _runtime=runtime,
             )
+            await broker.startup()
+            stack.push_async_callback(broker.shutdown)
             if schedule:
-                await stack.enter_async_context(scheduler.running(periodic_tasks(services), claims))
+                tasks = [*periodic_tasks(services), *(more_tasks(services) if more_tasks else ())]
+                if settings.redis_url and not worker:
+                    tasks = [task for task in tasks if task.per_process]
+                await stack.enter_async_context(scheduler.running(tasks, claims))
             yield services
     finally:
         await last_used.flush(sessions)

@@ -168,6 +168,22 @@ async def _getaddrinfo(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What a request through the checks returned: where it ended up, and what it said."""
+
+    url: str  # after redirects
+    status: int
+    content_type: str  # lower case, without parameters; "" if absent
+    body: bytes
+
+
+def _default_policy(limits: FetchLimits) -> AddressPolicy:
+    if limits.allow_private:
+        return lambda _ip: True
+    return lambda ip: not is_forbidden_address(ip)
+
+
 async def fetch_image(
     url: str,
     client: httpx.AsyncClient,
@@ -185,19 +201,57 @@ async def fetch_image(
     that sends https through an HTTP proxy fails closed (httpcore then checks the certificate
     against the IP), so build the fetching client without proxies.
     """
-    if address_allowed is None:
-        address_allowed = (
-            (lambda _ip: True)
-            if limits.allow_private
-            else (lambda ip: not is_forbidden_address(ip))
-        )
+    fetched = await fetch_url(url, client, limits, resolve=resolve, address_allowed=address_allowed)
+    if not 200 <= fetched.status < 300:
+        raise ImageFetchFailed(f"The image URL returned HTTP {fetched.status} instead of an image.")
+    if not fetched.body:
+        raise ImageFetchFailed("The image URL returned an empty body.")
+    return fetched.body
+
+
+async def fetch_url(
+    url: str,
+    client: httpx.AsyncClient,
+    limits: FetchLimits = FetchLimits(),
+    *,
+    noun: str = "image",
+    method: str = "GET",
+    accept: str = "image/*",
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    follow_redirects: bool = True,
+    resolve: Resolver | None = None,
+    address_allowed: AddressPolicy | None = None,
+) -> Fetched:
+    """One request through every check above, for any caller: an image, a page to crawl
+    (``noun="page"``), a webhook POST (``method="POST"``, no redirects followed). Any status is
+    returned; failures to reach the URL raise ImageFetchFailed, a body over the cap
+    ImageTooLarge, with ``noun`` naming what was fetched."""
+    policy = address_allowed or _default_policy(limits)
     try:
         async with asyncio.timeout(limits.total_timeout_s):
-            return await _fetch(url, client, limits, resolve or _getaddrinfo, address_allowed)
+            return await _fetch(
+                url,
+                client,
+                limits,
+                resolve or _getaddrinfo,
+                policy,
+                _Call(noun, method, accept, content, headers or {}, follow_redirects),
+            )
     except TimeoutError:
         raise ImageFetchFailed(
-            f"Fetching the image timed out after {limits.total_timeout_s:g} s."
+            f"Fetching the {noun} timed out after {limits.total_timeout_s:g} s."
         ) from None
+
+
+@dataclass(frozen=True)
+class _Call:
+    noun: str
+    method: str
+    accept: str
+    content: bytes | None
+    headers: dict[str, str]
+    follow_redirects: bool
 
 
 async def _fetch(
@@ -206,52 +260,64 @@ async def _fetch(
     limits: FetchLimits,
     resolve: Resolver,
     address_allowed: AddressPolicy,
-) -> bytes:
-    current = _checked_url(url)
+    call: _Call,
+) -> Fetched:
+    noun = call.noun
+    current = _checked_url(url, noun)
     for _hop in range(limits.max_redirects + 1):
-        request = await _pinned_request(current, client, resolve, address_allowed)
-        response = await _send(client, request, current)
+        request = await _pinned_request(current, client, resolve, address_allowed, call)
+        response = await _send(client, request, current, noun)
         try:
-            if response.status_code in _REDIRECTS:
+            if response.status_code in _REDIRECTS and call.follow_redirects:
                 location = response.headers.get("location")
                 if not location:
                     raise ImageFetchFailed(
-                        f"The image URL redirected (HTTP {response.status_code}) without a "
+                        f"The {noun} URL redirected (HTTP {response.status_code}) without a "
                         "Location."
                     )
                 try:
-                    current = _checked_url(current.join(location.strip()))
+                    current = _checked_url(current.join(location.strip()), noun)
                 except httpx.InvalidURL:
-                    raise ImageFetchFailed("The image URL redirected to an invalid URL.") from None
+                    raise ImageFetchFailed(
+                        f"The {noun} URL redirected to an invalid URL."
+                    ) from None
                 continue
-            if not 200 <= response.status_code < 300:
-                raise ImageFetchFailed(
-                    f"The image URL returned HTTP {response.status_code} instead of an image."
-                )
-            return await _read_capped(response, limits.max_bytes, current)
+            success = 200 <= response.status_code < 300
+            # Only a success's body is read: an error page is not what was asked for.
+            body = await _read_capped(response, limits.max_bytes, current, noun) if success else b""
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            return Fetched(str(current), response.status_code, content_type, body)
         finally:
             await response.aclose()
     raise ImageFetchFailed(
-        f"The image URL redirected more than {limits.max_redirects} times; refused."
+        f"The {noun} URL redirected more than {limits.max_redirects} times; refused."
     )
 
 
-def _checked_url(url: str | httpx.URL) -> httpx.URL:
+def _checked_url(url: str | httpx.URL, noun: str = "image") -> httpx.URL:
     if isinstance(url, str):
         if len(url) > _MAX_URL_CHARS:
-            raise ImageFetchFailed(f"The image URL is longer than {_MAX_URL_CHARS} characters.")
+            raise ImageFetchFailed(f"The {noun} URL is longer than {_MAX_URL_CHARS} characters.")
         try:
             url = httpx.URL(url.strip())
         except httpx.InvalidURL:
-            raise ImageFetchFailed("The image URL is not a valid URL.") from None
+            raise ImageFetchFailed(f"The {noun} URL is not a valid URL.") from None
     if url.scheme not in ("http", "https"):
         shown = f" ('{url.scheme[:20]}:' was given)" if url.scheme else ""
-        raise ImageFetchFailed(f"Only http:// and https:// image URLs are allowed{shown}.")
+        raise ImageFetchFailed(f"Only http:// and https:// {noun} URLs are allowed{shown}.")
     if url.userinfo:
-        raise ImageFetchFailed("Image URLs must not contain a user name or password.")
+        raise ImageFetchFailed(
+            f"{noun.capitalize()} URLs must not contain a user name or password."
+        )
     if not url.raw_host:
-        raise ImageFetchFailed("The image URL has no host.")
+        raise ImageFetchFailed(f"The {noun} URL has no host.")
     return url
+
+
+def check_url(url: str, noun: str = "image") -> str:
+    """The checks a URL must pass before anything resolves it (scheme, no credentials, a
+    host); raises ImageFetchFailed. For fields stored now and fetched later (webhook_url)."""
+    return str(_checked_url(url, noun))
 
 
 async def _pinned_request(
@@ -259,13 +325,15 @@ async def _pinned_request(
     client: httpx.AsyncClient,
     resolve: Resolver,
     address_allowed: AddressPolicy,
+    call: _Call,
 ) -> httpx.Request:
     """Resolve and check the host, then build a request aimed at the checked address."""
+    noun = call.noun
     host = url.raw_host.decode("ascii")
     try:
         literal = parse_ip_host(host)
     except ValueError:
-        raise ImageFetchFailed(f"The image URL host {host!r} is not a valid address.") from None
+        raise ImageFetchFailed(f"The {noun} URL host {host!r} is not a valid address.") from None
     if literal is not None:
         addresses: list[IPAddress] = [literal]
     else:
@@ -273,33 +341,35 @@ async def _pinned_request(
         try:
             addresses = [ipaddress.ip_address(a) for a in await resolve(host, port)]
         except (OSError, UnicodeError, ValueError):
-            raise ImageFetchFailed(f"Could not resolve the image host {host!r}.") from None
+            raise ImageFetchFailed(f"Could not resolve the {noun} host {host!r}.") from None
         if not addresses:
-            raise ImageFetchFailed(f"Could not resolve the image host {host!r}.")
+            raise ImageFetchFailed(f"Could not resolve the {noun} host {host!r}.")
     # One bad answer is enough: a name that mixes public and internal addresses is hostile.
     if not all(address_allowed(ip) for ip in addresses):
         raise ImageFetchFailed(
-            f"The image host {host!r} is a private, local or reserved address; refused."
+            f"The {noun} host {host!r} is a private, local or reserved address; refused."
         )
     extensions: dict[str, object] = {"timeout": client.timeout.as_dict()}
     if url.scheme == "https" and literal is None:
         extensions["sni_hostname"] = host.removesuffix(".")
     return httpx.Request(
-        "GET",
+        call.method,
         url.copy_with(host=str(addresses[0]), fragment=None),
         headers={
-            "Host": url.netloc.decode("ascii"),
             "User-Agent": USER_AGENT,
-            "Accept": "image/*",
+            **call.headers,
+            "Host": url.netloc.decode("ascii"),
+            "Accept": call.accept,
             # Raw bytes are counted against the cap; a compressed body could hide a bomb.
             "Accept-Encoding": "identity",
         },
+        content=call.content,
         extensions=extensions,
     )
 
 
 async def _send(
-    client: httpx.AsyncClient, request: httpx.Request, url: httpx.URL
+    client: httpx.AsyncClient, request: httpx.Request, url: httpx.URL, noun: str
 ) -> httpx.Response:
     # The transport, not client.send(): send() would store the stranger's Set-Cookie headers in
     # the process-wide client's jar (unbounded, shared) and apply the client's auth.
@@ -310,22 +380,24 @@ async def _send(
         raise ImageFetchFailed(f"Connecting to {url.host!r} timed out.") from None
     except httpx.HTTPError as exc:
         raise ImageFetchFailed(
-            f"Could not fetch the image from {url.host!r} ({type(exc).__name__})."
+            f"Could not fetch the {noun} from {url.host!r} ({type(exc).__name__})."
         ) from None
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int, url: httpx.URL) -> bytes:
-    too_large = f"The image at the URL is larger than the {max_bytes} byte limit."
+async def _read_capped(
+    response: httpx.Response, max_bytes: int, url: httpx.URL, noun: str
+) -> bytes:
+    too_large = f"The {noun} at the URL is larger than the {max_bytes} byte limit."
     declared = response.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
-            raise ImageFetchFailed("The image URL sent an invalid Content-Length.")
+            raise ImageFetchFailed(f"The {noun} URL sent an invalid Content-Length.")
         if int(declared) > max_bytes:
             raise ImageTooLarge(too_large)
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity"):
         raise ImageFetchFailed(
-            f"The image URL sent a {encoding[:20]!r}-encoded body; images must be sent unencoded."
+            f"The {noun} URL sent a {encoding[:20]!r}-encoded body; it must be sent unencoded."
         )
     body = bytearray()
     try:
@@ -334,12 +406,10 @@ async def _read_capped(response: httpx.Response, max_bytes: int, url: httpx.URL)
                 raise ImageTooLarge(too_large)
             body += chunk
     except httpx.TimeoutException:
-        raise ImageFetchFailed(f"Reading the image from {url.host!r} timed out.") from None
+        raise ImageFetchFailed(f"Reading the {noun} from {url.host!r} timed out.") from None
     except httpx.HTTPError as exc:
         failure = type(exc).__name__
         raise ImageFetchFailed(
-            f"The connection to {url.host!r} failed while reading the image ({failure})."
+            f"The connection to {url.host!r} failed while reading the {noun} ({failure})."
         ) from None
-    if not body:
-        raise ImageFetchFailed("The image URL returned an empty body.")
     return bytes(body)
