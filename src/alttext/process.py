@@ -9,7 +9,7 @@ the caller asks for it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -53,10 +53,6 @@ class Services:
         return self._runtime
 
 
-# The periodic tasks of layers above this one (jobs), declared by their owner.
-MoreTasks = Callable[[Services], Sequence[PeriodicTask]]
-
-
 def periodic_tasks(services: Services) -> list[PeriodicTask]:
     """Every periodic task of the layers up to this one, as each owner declares it."""
     sessions, settings = services.sessions, services.settings
@@ -75,15 +71,15 @@ async def open_process(
     engine: bool = True,
     schedule: bool = False,
     worker: bool = False,
-    more_tasks: MoreTasks | None = None,
 ) -> AsyncIterator[Services]:
     """Build the process's parts; close them all, in reverse order, when the block ends.
 
     ``engine`` loads the describe runtime (OCR and language models: about a second), which
-    commands that only touch the database skip. ``schedule`` runs the periodic tasks (these and
-    ``more_tasks``) in the background. With Redis, the cluster-wide ones run on the workers'
-    schedulers (``worker``), once per cluster; an API process then runs only its own
-    per-process tasks. Without Redis this process is the cluster and runs them all.
+    commands that only touch the database skip. ``schedule`` runs the periodic tasks in the
+    background (the jobs' own are run by ``alttext.jobs.tasks.running``). With Redis, the
+    cluster-wide ones run on the workers' schedulers (``worker``), once per cluster; an API
+    process then runs only its own per-process tasks. Without Redis this process is the
+    cluster and runs them all.
     """
     models_registry.metadata()  # every table is known (erasure and export walk them all)
     db = create_engine(settings.database_url)
@@ -110,7 +106,7 @@ async def open_process(
             await broker.startup()
             stack.push_async_callback(broker.shutdown)
             if schedule:
-                tasks = [*periodic_tasks(services), *(more_tasks(services) if more_tasks else ())]
+                tasks = periodic_tasks(services)
                 if settings.redis_url and not worker:
                     tasks = [task for task in tasks if task.per_process]
                 await stack.enter_async_context(scheduler.running(tasks, claims))

@@ -1,4 +1,5 @@
-"""``alttext serve`` (the API and dashboard) and ``alttext mcp`` (the MCP server on stdio)."""
+"""``alttext serve`` (the API and dashboard), ``alttext worker`` (the queue worker) and
+``alttext mcp`` (the MCP server on stdio)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from alttext.cli.common import settings
 
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.command()(worker)
     app.command("mcp")(mcp_command)
 
 
@@ -39,6 +41,23 @@ def serve(
         port=current.port,
         **uvicorn_options(current),
     )
+
+
+def worker() -> None:
+    """A queue worker: bulk jobs, webhooks and the periodic tasks (needs ALTTEXT_REDIS_URL)."""
+    import asyncio
+
+    from alttext.logging_setup import configure_logging
+    from alttext.worker import run_worker
+
+    current = settings()
+    if not current.redis_url:
+        raise typer.BadParameter(
+            "a worker reads the Redis queue: set ALTTEXT_REDIS_URL (without Redis, "
+            "`alttext serve` runs jobs in its own process)"
+        )
+    configure_logging(current.log_level)
+    asyncio.run(run_worker(current))
 
 
 def mcp_command(

@@ -16,6 +16,7 @@ decorative under ``auto`` is charged as usual: the model ran.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,6 +46,16 @@ log = logging.getLogger("alttext.generation")
 
 # The usage status of a caller's decorative request (answered by the engine without a model).
 DECORATIVE_STATUS = "decorative"
+
+# Runs inside the transaction that settles a charged generation (or meters a free one): a job
+# item records its result there, so "charged" and "item succeeded" commit together or not at
+# all. Returning False means the caller no longer owns the work (its lease was taken over): the
+# credit is released in the same transaction and ``Superseded`` is raised.
+KeepResult = Callable[[AsyncSession, Description, int], Awaitable[bool]]
+
+
+class Superseded(Exception):
+    """The result was not kept: another attempt owns the work now. Nothing was charged."""
 
 
 def describe_options(req: AltTextOptions) -> DescribeOptions:
@@ -243,6 +254,7 @@ async def _decorative(
     *,
     request_id: str,
     started: float,
+    keep: KeepResult | None = None,
 ) -> AltTextResponse:
     """``role: "decorative"``: validate the image's header, answer ``""``, meter it for free."""
     description = await _describe(
@@ -265,6 +277,8 @@ async def _decorative(
                 free=True,
             )
         )
+        if keep is not None and not await keep(session, description, 0):
+            raise Superseded(request_id)
         remaining = await credits.balance(session, principal.account_id)
     return to_response(
         request_id, description, charged=0, credits_remaining=remaining, total_ms=total_ms
@@ -278,15 +292,25 @@ async def generate(
     image: bytes | None,
     *,
     request_id: str,
+    keep: KeepResult | None = None,
+    interactive: bool = True,
 ) -> AltTextResponse:
+    """``interactive=False`` (a queued job's item) skips the per-account slot of API calls: jobs
+    have their own cap (``ALTTEXT_JOB_CONCURRENCY_PER_ACCOUNT``), so a job never takes the
+    slots of the same account's interactive requests."""
     started = time.perf_counter()
     check_can_process(principal)
     await _check_model(services, req.model)
     if req.role == "decorative":
         return await _decorative(
-            services, principal, req, image, request_id=request_id, started=started
+            services, principal, req, image, request_id=request_id, started=started, keep=keep
         )
-    async with _generation_slot(services, principal.account_id):
+    slot = (
+        _generation_slot(services, principal.account_id)
+        if interactive
+        else contextlib.nullcontext()
+    )
+    async with slot:
         async with transaction(services.sessions) as session:
             await credits.reserve(
                 session,
@@ -304,7 +328,16 @@ async def generate(
     total_ms = int((time.perf_counter() - started) * 1000)
     history = (description.alt_text, req.image_url) if principal.history_opt_in else None
     async with transaction(services.sessions) as session:
-        remaining = await _settle(session, request_id, principal, description, total_ms, history)
+        if keep is not None and not await keep(session, description, credits.CREDITS_PER_IMAGE):
+            await credits.release(session, request_id=request_id, note="superseded")
+            superseded = True
+        else:
+            superseded = False
+            remaining = await _settle(
+                session, request_id, principal, description, total_ms, history
+            )
+    if superseded:
+        raise Superseded(request_id)
     return to_response(
         request_id,
         description,

@@ -1,0 +1,58 @@
+"""``alttext worker``: a queue worker for scaled-out deployments (``ALTTEXT_REDIS_URL`` set).
+
+It reads the Redis stream of job messages (crawls and item drivers) and runs the cluster's
+periodic work — the jobs sweep, webhook deliveries, retention, expired reservations — each
+tick claimed once per cluster, so any number of workers may run. SIGTERM or SIGINT stop it
+gracefully: no new message is taken, running items are handed back (pending again at once)
+within a few seconds, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from taskiq.acks import AcknowledgeType
+from taskiq.receiver import Receiver
+
+from alttext.config import Settings
+from alttext.jobs import tasks as jobs_tasks
+from alttext.process import open_process
+
+log = logging.getLogger("alttext.worker")
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with (
+        open_process(settings, schedule=True, worker=True) as services,
+        jobs_tasks.running(services, schedule=True) as jobs,
+    ):
+        services.broker.is_worker_process = True
+        receiver = Receiver(
+            services.broker,
+            max_async_tasks=settings.worker_concurrency,
+            # Messages are wake-ups and the database holds the work (alttext.queue), so a
+            # message is done once received; a worker that dies loses nothing but a wake-up.
+            ack_type=AcknowledgeType.WHEN_RECEIVED,
+            run_startup=False,  # open_process started the broker
+            propagate_exceptions=False,
+        )
+        finish = asyncio.Event()
+        listening = asyncio.create_task(receiver.listen(finish))
+        log.info("worker started", extra={"concurrency": settings.worker_concurrency})
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({listening, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finish.set()
+        await jobs.stop()  # hand running items back before the receiver drains
+        stopped.cancel()
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
+        log.info("worker stopped")
