@@ -9,12 +9,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from alttext import __version__
-from alttext.api import account, alt_text, batch, billing, privacy, system
+from alttext.api import account, alt_text, batch, billing, jobs, privacy, system, webhooks
+from alttext.api import metrics as metrics_api
 from alttext.api.openapi import install_openapi
 from alttext.config import Settings
 from alttext.errors import install_error_handlers
 from alttext.http.guard import RequestGuard
-from alttext.http.middleware import ErrorBoundary, RateLimitHeadersMiddleware, RequestIdMiddleware
+from alttext.http.middleware import (
+    ErrorBoundary,
+    RateLimitHeadersMiddleware,
+    RequestIdMiddleware,
+    RequestMetricsMiddleware,
+)
+from alttext.jobs import tasks as jobs_tasks
 from alttext.logging_setup import configure_logging
 from alttext.process import open_process
 from alttext.web import routes as web_routes
@@ -36,7 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_process(settings, schedule=True) as services:
+        # Without Redis this process is the whole cluster: it runs the jobs and their sweep.
+        # With Redis, `alttext worker` processes do, and this one only sends them messages.
+        async with (
+            open_process(settings, schedule=True) as services,
+            jobs_tasks.running(services, schedule=settings.redis_url is None),
+        ):
             app.state.services = services
             provider = services.runtime.provider.name
             log.info("started", extra={"provider": provider, "env": settings.env})
@@ -55,20 +67,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,  # operationId: the function name
     )
     install_error_handlers(app, html=web_routes.html_problems)
-    # The last added is the outermost: SecurityHeaders > RequestId > Guard > RateLimitHeaders
-    # > ErrorBoundary > PageErrorBoundary (a page's unexpected error as the HTML 500 page).
+    # The last added is the outermost: SecurityHeaders > RequestId > RequestMetrics > Guard
+    # > RateLimitHeaders > ErrorBoundary > PageErrorBoundary (a page's unexpected error as the
+    # HTML 500 page).
     app.add_middleware(PageErrorBoundary)
     app.add_middleware(ErrorBoundary)
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestGuard)
+    # Outside the guard and the boundaries, so their 408/431/500 answers are counted too, and
+    # timed like the access log's duration.
+    app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeaders, settings=settings)  # every answer carries the headers
     app.include_router(system.router)
+    app.include_router(metrics_api.router)
     app.include_router(alt_text.router)
     app.include_router(batch.router)
+    app.include_router(jobs.router)
     app.include_router(account.router)
     app.include_router(billing.router)
     app.include_router(privacy.router)
+    app.include_router(webhooks.router)
     web_routes.install(app)
     install_openapi(app)
     return app

@@ -9,9 +9,11 @@ the caller asks for it.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
@@ -28,6 +30,8 @@ from alttext.runtime import Runtime, open_runtime
 from alttext.scheduler import PeriodicTask
 from alttext.usage.backends import build_limiter
 from alttext.usage.limits import Limiter
+
+log = logging.getLogger("alttext.process")
 
 
 @dataclass
@@ -103,7 +107,12 @@ async def open_process(
                 claims=claims,
                 _runtime=runtime,
             )
-            await broker.startup()
+            try:
+                await broker.startup()
+            except (RedisError, OSError):
+                # Redis down at start: serve anyway (limits fall back to local); job messages
+                # wait, the sweep re-sends them, and a worker retries before it listens.
+                log.warning("queue unavailable at start-up", exc_info=True)
             stack.push_async_callback(broker.shutdown)
             if schedule:
                 tasks = periodic_tasks(services)

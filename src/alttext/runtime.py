@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from alttext import metrics
 from alttext.config import Settings
 from alttext.describe.classify import ImageClassifier
 from alttext.describe.engine import Engine
@@ -108,7 +109,8 @@ def build_provider(
             timeout_s=settings.upstream_timeout_s,
             total_budget_s=settings.upstream_budget_s,
         )
-    return ChatCompletionsProvider(config, http)
+    # Every HTTP call to the model server, retries included, lands in /metrics.
+    return ChatCompletionsProvider(config, http, on_upstream=metrics.record_upstream_call)
 
 
 @asynccontextmanager

@@ -14,6 +14,8 @@ import contextlib
 import logging
 import signal
 
+from redis.exceptions import RedisError
+from taskiq import AsyncBroker
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
@@ -22,6 +24,20 @@ from alttext.jobs import tasks as jobs_tasks
 from alttext.process import open_process
 
 log = logging.getLogger("alttext.worker")
+
+
+async def _until_queue_ready(broker: AsyncBroker, stop: asyncio.Event) -> None:
+    """Declare the consumer group, retrying while Redis is down (open_process logged it)."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await broker.startup()
+            return
+        except (RedisError, OSError):
+            log.warning("queue unavailable; retrying", extra={"retry_in_s": delay})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 30.0)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -35,6 +51,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         jobs_tasks.running(services, schedule=True) as jobs,
     ):
         services.broker.is_worker_process = True
+        await _until_queue_ready(services.broker, stop)
         receiver = Receiver(
             services.broker,
             max_async_tasks=settings.worker_concurrency,

@@ -43,6 +43,20 @@ OPERATIONS: dict[tuple[str, str], tuple[str, set[int]]] = {
     ),
     ("GET", "/v1/billing/transactions"): ("list_transactions", {200, 400, 401, 422, 429}),
     ("POST", "/webhooks/stripe"): ("receive_stripe_event", {200, 400, 408, 413, 422, 503}),
+    ("POST", "/v1/jobs"): (
+        "create_job",
+        {202, 400, 401, 403, 408, 409, 413, 415, 422, 429},
+    ),
+    ("GET", "/v1/jobs"): ("list_jobs", {200, 400, 401, 422, 429}),
+    ("GET", "/v1/jobs/{job_id}"): ("get_job", {200, 401, 404, 422, 429}),
+    ("GET", "/v1/jobs/{job_id}/results"): ("job_results", {200, 400, 401, 404, 422, 429}),
+    ("DELETE", "/v1/jobs/{job_id}"): ("cancel_job", {200, 401, 404, 422, 429}),
+    ("GET", "/v1/webhooks/secret"): ("get_webhook_secret", {200, 401, 429}),
+    ("POST", "/v1/webhooks/secret/rotate"): ("rotate_webhook_secret", {200, 401, 429}),
+    ("GET", "/v1/webhooks/deliveries"): (
+        "list_webhook_deliveries",
+        {200, 400, 401, 422, 429},
+    ),
     ("POST", "/v1/signup"): ("sign_up", {202, 400, 408, 413, 422, 429}),
     ("POST", "/v1/signup/verify"): ("verify_signup", {201, 400, 408, 413, 422, 429}),
 }

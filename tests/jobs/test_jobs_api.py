@@ -53,7 +53,8 @@ async def test_a_job_runs_every_item_and_charges_only_successes(
             job = created.json()
             assert job["id"].startswith("job_")
             assert created.headers["location"] == f"/v1/jobs/{job['id']}"
-            assert job["status"] == "queued" and job["total"] == 13
+            assert job["status"] == "queued"
+            assert job["total"] == 13
 
             done = await wait_status(svc.client, job["id"], account.headers, ("completed",))
             assert done["counts"]["succeeded"] == 12
@@ -70,10 +71,12 @@ async def test_a_job_runs_every_item_and_charges_only_successes(
             )
             assert page.status_code == 200
             body = page.json()
-            assert body["has_more"] is True and len(body["data"]) == 5
+            assert body["has_more"] is True
+            assert len(body["data"]) == 5
             assert [row["id"] for row in body["data"]] == [f"img-{i}" for i in range(5)]
             first = body["data"][0]
-            assert first["status"] == "succeeded" and first["alt_text"]
+            assert first["status"] == "succeeded"
+            assert first["alt_text"]
             assert first["image_url"] == items[0]["image_url"]
             rest = await svc.client.get(
                 f"/v1/jobs/{job['id']}/results",
@@ -81,9 +84,11 @@ async def test_a_job_runs_every_item_and_charges_only_successes(
                 params={"limit": 100, "starting_after": body["data"][-1]["item_id"]},
             )
             rows = rest.json()["data"]
-            assert len(rows) == 8 and rest.json()["has_more"] is False
+            assert len(rows) == 8
+            assert rest.json()["has_more"] is False
             failed = rows[-1]
-            assert failed["id"] == "gone" and failed["status"] == "failed"
+            assert failed["id"] == "gone"
+            assert failed["status"] == "failed"
             assert failed["problem"]["code"] == "image_fetch_failed"
             assert failed["alt_text"] is None
 
@@ -94,7 +99,8 @@ async def test_a_job_runs_every_item_and_charges_only_successes(
             assert download.headers["content-type"].startswith("text/csv")
             table = list(csv.DictReader(io.StringIO(download.text)))
             assert len(table) == 13
-            assert table[0]["status"] == "succeeded" and table[0]["alt_text"]
+            assert table[0]["status"] == "succeeded"
+            assert table[0]["alt_text"]
             assert "image_fetch_failed" in table[-1]["problem"]
 
             listed = await svc.client.get("/v1/jobs", headers=account.headers)
@@ -132,14 +138,19 @@ async def test_bad_jobs_are_refused_with_the_field_named(service: Service) -> No
         ({"items": [], "source": {"url": "https://x.example/"}}, None),
         ({"source": {"url": "https://x.example/"}, "items": [{"image_url": "https://a/b"}]}, None),
         ({}, None),
-        ({"items": [{"image_url": "https://x.example/a.png"}], "webhook_url": "http://10.0.0.1/"},
-         "webhook_url"),
+        (
+            {
+                "items": [{"image_url": "https://x.example/a.png"}],
+                "webhook_url": "http://10.0.0.1/",
+            },
+            "webhook_url",
+        ),
         ({"items": [{"image_url": "https://x.example/a.png", "colour": "red"}]}, "items"),
         ({"items": [{"image_url": "https://x.example/a.png"}] * 10_001}, "items"),
     ]
     for body, field in cases:
         response = await service.client.post("/v1/jobs", headers=account.headers, json=body)
-        assert response.status_code in (400, 422), (body if len(str(body)) < 300 else field)
+        assert response.status_code in (400, 422), body if len(str(body)) < 300 else field
         problem = response.json()
         assert problem["code"] == "invalid_request"
         if field is not None:
@@ -226,7 +237,8 @@ async def test_cancel_stops_pending_items_and_reports_what_was_done(
             cancelled = await svc.client.delete(f"/v1/jobs/{job_id}", headers=account.headers)
             assert cancelled.status_code == 200
             job = cancelled.json()
-            assert job["status"] == "cancelled" and job["finished_at"]
+            assert job["status"] == "cancelled"
+            assert job["finished_at"]
             assert job["counts"]["cancelled"] == 20
             assert job["counts"]["succeeded"] == 2
             # No later item ever starts.

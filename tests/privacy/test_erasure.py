@@ -19,9 +19,12 @@ from typer.testing import CliRunner
 from alttext.accounts.models import Account
 from alttext.billing.models import CreditEntry, StripeEvent
 from alttext.cli import app as cli
+from alttext.db import transaction, utcnow
+from alttext.jobstore.models import Job, JobItem, WebhookAttempt, WebhookMessage, WebhookSigning
 from alttext.models_registry import metadata
 from alttext.privacy.models import AuditEvent
 from tests.fakes.stripe import FakeStripe, run_fake_stripe
+from tests.privacy.jobs_support import add_job, add_message, add_signing
 from tests.privacy.rights_support import RightsService, rights_service
 
 
@@ -239,6 +242,64 @@ async def test_erasure_without_stripe_and_case_insensitive_confirmation(
         assert r.json()["kept"]["credit_entries"] == 0  # the free grant is not accounting
         values = [v for *_, v in await _dump(rs.sessions)]
         assert not any(account_id in v or prefix in v or "plain@" in v for v in values)
+
+
+async def _job_rows(sessions: async_sessionmaker[AsyncSession], account_id: str) -> dict[str, int]:
+    counts = {}
+    async with sessions() as session:
+        for model in (Job, JobItem, WebhookSigning, WebhookMessage, WebhookAttempt):
+            table = model.__table__
+            n = await session.scalar(
+                select(func.count()).select_from(table).where(table.c.account_id == account_id)
+            )
+            counts[table.name] = int(n or 0)
+    return counts
+
+
+async def test_erasure_deletes_jobs_items_and_webhook_deliveries(
+    service_factory: Callable[..., Any],
+) -> None:
+    """Finished, open and crawled jobs with items, webhook messages (one whose job is gone, one
+    still being retried) with their attempts, and the signing version: all gone; another
+    account's rows stay."""
+    async with rights_service(service_factory) as rs:
+        account_id, headers, _ = await rs.open_account("jobs@example.com")
+        other_id, other_headers, _ = await rs.open_account("jobs-other@example.com")
+        for owner, tag in ((account_id, "erase-me"), (other_id, "keep-me")):
+            async with transaction(rs.sessions) as session:
+                done = await add_job(session, owner, items=4, finished_at=utcnow(), tag=tag)
+                await add_job(session, owner, items=3, status="running", tag=tag)
+                await add_message(session, owner, done.job_id, finished_at=utcnow(), tag=tag)
+                await add_message(session, owner, None, state="pending", attempts=1, tag=tag)
+                add_signing(session, owner)
+        expected = {
+            "jobs": 2,
+            "job_items": 7,
+            "webhook_signing": 1,
+            "webhook_messages": 2,
+            "webhook_attempts": 3,
+        }
+        assert await _job_rows(rs.sessions, account_id) == expected
+        other_before = [row for row in await _dump(rs.sessions) if "keep-me" in row[2]]
+
+        r = await rs.client.request(
+            "DELETE", "/v1/account", headers=headers, json={"confirm": "jobs@example.com"}
+        )
+        assert r.status_code == 200, r.text
+
+        assert await _job_rows(rs.sessions, account_id) == dict.fromkeys(expected, 0)
+        assert await _job_rows(rs.sessions, other_id) == expected
+        values = await _dump(rs.sessions)
+        assert not [row for row in values if account_id in row[2] or "erase-me" in row[2]]
+        assert [row for row in values if "keep-me" in row[2]] == other_before
+        async with rs.sessions() as session:
+            erase = (
+                await session.execute(select(AuditEvent).where(AuditEvent.action == "erase"))
+            ).scalar_one()
+        deleted = json.loads(erase.detail or "{}")["deleted"]
+        assert {name: deleted[name] for name in expected} == expected
+        export = await rs.client.get("/v1/account/export", headers=other_headers)
+        assert len(export.json()["job_items"]) == 7
 
 
 def test_cli_export_and_erase(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -184,6 +184,8 @@ async def test_privacy_page_states_processors_rights_retention_and_version(
     ):
         assert endpoint in page, endpoint
     assert "45 days, then added to anonymous monthly totals" in page
+    assert "30 days after the job finished (completed, failed or cancelled)" in page
+    assert "30 days after the message was delivered or given up on" in page
     assert "EXIF" in page
     assert "GPS" in page
     assert "never used to train" in page
@@ -200,6 +202,7 @@ def test_docs_state_the_same_retention_periods_as_the_code() -> None:
     from alttext.idempotency import KEEP_FOR
     from alttext.privacy.retention import (
         AUDIT_KEEP,
+        DEFAULT_JOB_RETENTION_DAYS,
         EMAIL_TOKEN_KEEP,
         RESERVATION_KEEP,
         STRIPE_INBOX_KEEP,
@@ -215,6 +218,10 @@ def test_docs_state_the_same_retention_periods_as_the_code() -> None:
         f"| {STRIPE_INBOX_KEEP.days} days after `processed` or `ignored`",
         f"| {KEEP_FOR.total_seconds() / 3600:.0f} hours |",
         f"| {AUDIT_KEEP.days // 365} years:",
+        f"| `ALTTEXT_JOB_RETENTION_DAYS` (default {DEFAULT_JOB_RETENTION_DAYS}) days after the "
+        "job finished (completed, failed or cancelled)",
+        f"| `ALTTEXT_JOB_RETENTION_DAYS` (default {DEFAULT_JOB_RETENTION_DAYS}) days after the "
+        "message was delivered or failed",
     ):
         assert period in section, period
 

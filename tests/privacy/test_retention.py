@@ -20,10 +20,13 @@ from alttext.accounts.service import create_account, create_key
 from alttext.billing.models import CreditReservation, StripeEvent
 from alttext.db import create_engine, session_factory, transaction
 from alttext.idempotency import IdempotencyRecord
+from alttext.jobstore.models import Job, JobItem, WebhookAttempt, WebhookMessage, WebhookSigning
+from alttext.privacy.inventory import data_inventory
 from alttext.privacy.models import AuditEvent, Consent, EmailToken, UsageRollup
-from alttext.privacy.retention import purge
+from alttext.privacy.retention import BATCH, purge, retention_schedule
 from alttext.usage.models import UsageEvent
 from tests.conftest import make_settings
+from tests.privacy.jobs_support import add_job, add_message, add_signing
 
 NOW = datetime(2031, 6, 15, 12, 0, tzinfo=UTC)
 _seq = count()
@@ -464,3 +467,122 @@ def test_alttext_purge_runs_the_policy_now(
     second = runner.invoke(app, ["purge"])
     assert second.exit_code == 0, second.output
     assert "unverified accounts: 0" in second.output
+
+
+async def _ids(sessions: async_sessionmaker[AsyncSession], column: Any) -> set[Any]:
+    async with sessions() as session:
+        return set((await session.execute(select(column))).scalars())
+
+
+async def test_finished_jobs_and_their_items_are_purged_open_and_recent_ones_kept(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    acct = await _account(sessions, "a@example.com")
+    day = timedelta(days=1)
+    async with transaction(sessions) as session:
+        # Finished more than 30 days ago: gone, items and all (more items than one batch).
+        gone = [
+            await add_job(session, acct, items=BATCH + 20, finished_at=NOW - 31 * day),
+            await add_job(session, acct, status="failed", finished_at=NOW - 400 * day),
+            await add_job(session, acct, status="cancelled", finished_at=NOW - 30 * day - 1 * day),
+            # A final job without a finish time counts from its creation.
+            await add_job(session, acct, status="completed", created_at=NOW - 60 * day),
+        ]
+        kept = [
+            await add_job(session, acct, finished_at=NOW - 29 * day),
+            await add_job(session, acct, status="cancelled", finished_at=NOW - day),
+            # Open jobs are kept however old they are.
+            await add_job(session, acct, status="queued", created_at=NOW - 400 * day),
+            await add_job(session, acct, status="running", created_at=NOW - 400 * day),
+            await add_job(session, acct, status="paused", created_at=NOW - 400 * day),
+        ]
+
+    report = await purge(sessions, make_settings(database_url), now=NOW)
+
+    assert report.jobs == len(gone)
+    assert report.job_items == sum(len(j.item_ids) for j in gone)
+    assert await _ids(sessions, Job.id) == {j.job_id for j in kept}
+    assert await _ids(sessions, JobItem.id) == {i for j in kept for i in j.item_ids}
+    again = await purge(sessions, make_settings(database_url), now=NOW)
+    assert again.total == 0
+
+
+async def test_delivered_and_failed_webhook_messages_are_purged_with_their_attempts(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    acct = await _account(sessions, "a@example.com")
+    day = timedelta(days=1)
+    async with transaction(sessions) as session:
+        old_job = await add_job(session, acct, finished_at=NOW - 31 * day)
+        new_job = await add_job(session, acct, finished_at=NOW - day)
+        add_signing(session, acct)
+        gone = [
+            await add_message(session, acct, old_job.job_id, finished_at=NOW - 31 * day),
+            await add_message(
+                session, acct, None, state="failed", finished_at=NOW - 40 * day, attempts=5
+            ),
+        ]
+        kept = [
+            await add_message(session, acct, new_job.job_id, finished_at=NOW - day),
+            # Delivered recently about a job that is purged now: kept, no longer linked.
+            await add_message(session, acct, old_job.job_id, finished_at=NOW - 29 * day),
+            # Still being retried, however old: kept with its attempts.
+            await add_message(
+                session, acct, None, state="pending", created_at=NOW - 90 * day, attempts=3
+            ),
+        ]
+
+    report = await purge(sessions, make_settings(database_url), now=NOW)
+
+    assert (
+        (report.webhook_messages, report.webhook_attempts)
+        == (
+            len(gone),
+            sum(len(ids) for _, ids in gone),
+        )
+        == (2, 7)
+    )
+    assert report.jobs == 1
+    assert await _ids(sessions, WebhookMessage.id) == {m for m, _ in kept}
+    assert await _ids(sessions, WebhookAttempt.id) == {a for _, ids in kept for a in ids}
+    assert await _ids(sessions, WebhookMessage.job_id) == {new_job.job_id, None}
+    # The signing version lives while the account does.
+    assert await _ids(sessions, WebhookSigning.account_id) == {acct}
+
+
+async def test_job_retention_follows_the_setting(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    acct = await _account(sessions, "a@example.com")
+    day = timedelta(days=1)
+    async with transaction(sessions) as session:
+        old = await add_job(session, acct, finished_at=NOW - 8 * day)
+        recent = await add_job(session, acct, finished_at=NOW - 6 * day)
+        old_message = await add_message(session, acct, None, finished_at=NOW - 8 * day)
+        recent_message = await add_message(session, acct, None, finished_at=NOW - 6 * day)
+
+    report = await purge(sessions, make_settings(database_url, job_retention_days=7), now=NOW)
+
+    assert (report.jobs, report.webhook_messages) == (1, 1)
+    assert await _ids(sessions, Job.id) == {recent.job_id}
+    assert await _ids(sessions, JobItem.job_id) == {recent.job_id}
+    assert old.job_id not in await _ids(sessions, JobItem.job_id)
+    assert await _ids(sessions, WebhookMessage.id) == {recent_message[0]}
+    assert old_message[0] not in await _ids(sessions, WebhookAttempt.message_id)
+
+
+def test_schedule_and_inventory_state_the_configured_job_retention() -> None:
+    rules = {rule.data: rule.kept for rule in retention_schedule(90, 12)}
+    jobs = rules["Bulk jobs and their results (image and page URLs, alt text)"]
+    assert jobs.startswith("12 days after the job finished (completed, failed or cancelled)")
+    assert "kept while it is open" in jobs
+    deliveries = next(kept for data, kept in rules.items() if data.startswith("Webhook deliveries"))
+    assert deliveries.startswith("12 days after the message was delivered")
+    inventory = data_inventory(90, 12)
+    for table in ("jobs", "job_items", "webhook_messages", "webhook_attempts"):
+        assert inventory[table].retention.startswith("12 days after"), table
+    # Without the setting, its default (30) is shown.
+    default = {rule.data: rule.kept for rule in retention_schedule(90)}
+    assert default["Bulk jobs and their results (image and page URLs, alt text)"].startswith(
+        "30 days after the job finished"
+    )

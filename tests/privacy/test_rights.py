@@ -16,9 +16,11 @@ from sqlalchemy import select
 from alttext.accounts import sessions as web_sessions
 from alttext.accounts.models import Account
 from alttext.billing.models import StripeEvent
-from alttext.db import transaction
+from alttext.db import transaction, utcnow
 from alttext.models_registry import metadata
+from alttext.privacy.export import CHUNK
 from alttext.privacy.models import Consent
+from tests.privacy.jobs_support import add_job, add_message, add_signing
 from tests.privacy.rights_support import RightsService, rights_service
 
 
@@ -32,6 +34,14 @@ def png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), "teal").save(buf, format="PNG")
     return buf.getvalue()
+
+
+async def _jobs(rs: RightsService, account_id: str, tag: str) -> None:
+    """A finished bulk job with items, a webhook message with attempts, a rotated secret."""
+    async with transaction(rs.sessions) as session:
+        job = await add_job(session, account_id, items=3, finished_at=utcnow(), tag=tag)
+        await add_message(session, account_id, job.job_id, finished_at=utcnow(), tag=tag)
+        add_signing(session, account_id)
 
 
 async def _use(rs: RightsService, headers: dict[str, str]) -> None:
@@ -55,6 +65,8 @@ async def test_export_holds_every_row_about_the_account(rs: RightsService) -> No
     other_id, other_headers, _ = await rs.open_account("other@example.com")
     await _use(rs, headers)
     await _use(rs, other_headers)
+    await _jobs(rs, account_id, "mine")
+    await _jobs(rs, other_id, "theirs")
     async with transaction(rs.sessions) as session:
         session.add(
             StripeEvent(
@@ -94,6 +106,8 @@ async def test_export_holds_every_row_about_the_account(rs: RightsService) -> No
     assert {"api_keys", "usage_events", "credit_entries", "credit_reservations"} <= set(checked)
     assert {"idempotency_records", "stripe_events", "consents", "email_tokens"} <= set(checked)
     assert "audit_events" in checked
+    assert {"jobs", "job_items", "webhook_signing", "webhook_messages"} <= set(checked)
+    assert "webhook_attempts" in checked
 
     text = r.text
     assert other_id not in text
@@ -106,6 +120,24 @@ async def test_export_holds_every_row_about_the_account(rs: RightsService) -> No
     assert isinstance(stored, dict)
     assert "alt_text" in stored
     assert doc["stripe_events"][0]["payload"]["data"]["object"]["metadata"]["account_id"]
+    # Job options, item options and results, and webhook bodies are JSON, not escaped strings.
+    assert doc["jobs"][0]["defaults"]["context"] == "Shop page mine"
+    items = doc["job_items"]
+    assert [i["seq"] for i in items] == [0, 1, 2]
+    assert items[1]["options"] == {"context": "Product 1 mine"}
+    assert items[0]["review_reasons"] == ["low_confidence"]
+    assert items[0]["problem"] == {"code": "image_fetch_failed"}
+    assert items[0]["alt_text"] == "A red bicycle number 0 mine"
+    assert doc["webhook_messages"][0]["payload"]["type"] == "job.completed"
+    assert [a["attempt"] for a in doc["webhook_attempts"]] == [1, 2]
+    assert doc["webhook_signing"] == [
+        {
+            "account_id": account_id,
+            "version": 2,
+            "rotated_at": doc["webhook_signing"][0]["rotated_at"],
+        }
+    ]
+    assert "theirs" not in text
     assert ("account", "export", {}) in await rs.audit(account_id)
 
 
@@ -281,3 +313,25 @@ async def test_restriction_stops_batch_and_checkout_and_shows_on_the_account(
     shown = await service.client.get("/v1/account", headers=account.headers)
     assert shown.json()["restricted"] is False
     assert shown.json()["credits_remaining"] == 100
+
+
+async def test_export_holds_every_item_of_big_jobs_in_order(rs: RightsService) -> None:
+    """More items than one streamed chunk, over jobs created out of id order: all exported,
+    job by job, each job's items in their order."""
+    account_id, headers, _ = await rs.open_account("bulk@example.com")
+    now = utcnow()
+    async with transaction(rs.sessions) as session:
+        big = await add_job(session, account_id, items=CHUNK + 234, finished_at=now, tag="big")
+        small = await add_job(session, account_id, items=7, status="running", tag="small")
+    r = await rs.client.get("/v1/account/export", headers=headers)
+    assert r.status_code == 200
+    doc = r.json()
+    assert [j["id"] for j in doc["jobs"]] == [big.job_id, small.job_id]
+    got = [(i["job_id"], i["seq"], i["id"]) for i in doc["job_items"]]
+    expected = sorted(
+        [(big.job_id, n, item) for n, item in enumerate(big.item_ids)]
+        + [(small.job_id, n, item) for n, item in enumerate(small.item_ids)]
+    )
+    assert got == expected
+    assert len(got) == CHUNK + 241
+    assert all(i["image_url"].startswith("https://shop.example/") for i in doc["job_items"])

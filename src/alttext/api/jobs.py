@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -23,7 +19,8 @@ from alttext.http.deps import PrincipalDep, ServicesDep
 from alttext.http.replay import spending_response
 from alttext.http.routing import ApiRoute
 from alttext.jobs import service
-from alttext.jobs.schemas import CSV_COLUMNS, JobCreate, JobList, JobOut, JobResult, JobResults
+from alttext.jobs.export_csv import csv_chunks
+from alttext.jobs.schemas import JobCreate, JobList, JobOut, JobResults
 from alttext.jobs.tasks import wake_account, wake_crawl
 
 router = APIRouter(prefix="/v1", tags=["jobs"], route_class=ApiRoute)
@@ -134,34 +131,6 @@ async def get_job(services: ServicesDep, principal: PrincipalDep, job_id: str) -
     return await service.get_job(services.sessions, principal.account_id, _job_id(job_id))
 
 
-def _csv_row(result: JobResult) -> list[str]:
-    values = result.model_dump(mode="json")
-    out = []
-    for column in CSV_COLUMNS:
-        value = values.get(column)
-        if column == "review_reasons":
-            value = ";".join(value or [])
-        elif column == "problem":
-            value = json.dumps(value) if value else ""
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        out.append("" if value is None else str(value))
-    return out
-
-
-async def _csv(services: Any, account_id: str, job_id: str) -> AsyncIterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    async for result in service.all_results(services.sessions, account_id, job_id):
-        writer.writerow(_csv_row(result))
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
 @router.get(
     "/jobs/{job_id}/results",
     response_model=JobResults,
@@ -189,7 +158,7 @@ async def job_results(
         # Ownership is checked before the first byte: a stream cannot turn into a 404 later.
         await service.get_job(services.sessions, principal.account_id, job_id)
         return StreamingResponse(
-            _csv(services, principal.account_id, job_id),
+            csv_chunks(services.sessions, principal.account_id, job_id),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{job_id}-results.csv"'},
         )

@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from alttext.api.alt_text_input import LIST_FIELDS
 from alttext.errors import PROBLEM_JSON
 from alttext.generation.schemas import AltTextRequest, BatchRequest, Problem
+from alttext.jobs.schemas import JobCreate
 
 REF = "#/components/schemas/{model}"
 MULTIPART_REQUEST = "AltTextMultipartRequest"
@@ -133,7 +134,7 @@ def install_openapi(app: FastAPI) -> None:
             routes=app.routes,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (AltTextRequest, BatchRequest, Problem):
+        for model in (AltTextRequest, BatchRequest, JobCreate, Problem):
             body = model.model_json_schema(ref_template=REF)
             for name, definition in body.pop("$defs", {}).items():
                 components.setdefault(name, definition)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alttext import metrics
 from alttext.accounts.models import Account
 from alttext.billing.ledger import append_entry, book
 from alttext.billing.models import CreditReservation
@@ -68,12 +69,18 @@ async def reserve(
 
 async def settle(session: AsyncSession, *, request_id: str) -> bool:
     """Keep the credit. False if the reservation had already expired and been released."""
-    result = await session.execute(
+    settled = await session.scalar(
         update(CreditReservation)
         .where(CreditReservation.id == request_id, CreditReservation.state == "held")
         .values(state="settled")
+        .returning(CreditReservation.credits)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if settled is None:
+        return False
+    # Counted before the caller commits: should that commit fail, one settlement too many is
+    # counted; rare, and simpler than a hook after every caller's commit.
+    metrics.record_credits_spent(settled)
+    return True
 
 
 async def release(session: AsyncSession, *, request_id: str, note: str | None = None) -> bool:

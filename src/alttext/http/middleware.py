@@ -1,10 +1,10 @@
-"""Pure ASGI middleware: request ids, access logs, rate-limit headers and the error boundary
-(no body buffering, no image bytes).
+"""Pure ASGI middleware: request ids, access logs, request metrics, rate-limit headers and the
+error boundary (no body buffering, no image bytes).
 
 app.py installs them in this order, outermost first::
 
-    RequestIdMiddleware > RequestGuard > RateLimitHeadersMiddleware > ErrorBoundary
-        > Starlette's exception handlers (alttext.errors) > routes
+    RequestIdMiddleware > RequestMetricsMiddleware > RequestGuard > RateLimitHeadersMiddleware
+        > ErrorBoundary > Starlette's exception handlers (alttext.errors) > routes
 
 Every answer, the guard's 431/408 and the boundary's 500 included, carries ``X-Request-ID``
 and gets its access-log line; every answer after authentication carries ``RateLimit-*``.
@@ -19,6 +19,7 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from alttext import metrics
 from alttext.errors import INTERNAL_DETAIL, InternalError, log_unexpected, problem_response
 from alttext.ids import new_id
 
@@ -127,3 +128,57 @@ class ErrorBoundary:
             request_id = scope.get("state", {}).get("request_id")
             log_unexpected(exc, request_id)
             await problem_response(InternalError(INTERNAL_DETAIL), request_id)(scope, receive, send)
+
+
+def route_template(scope: Scope, root_path: str = "") -> str:
+    """The template of the route that answered (``/v1/jobs/{job_id}``), never the raw path, so
+    the number of series stays bounded whatever paths clients send.
+
+    FastAPI keeps an included router's routes unflattened: ``scope["route"]`` is then the route
+    as its own router declares it (without the prefixes), and the full template is only in the
+    context FastAPI leaves under ``scope["fastapi"]``. A mount (``/static``) leaves no route but
+    extends ``root_path``. tests/test_metrics.py pins all three against the installed FastAPI.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if isinstance(template, str) and template:
+        return template
+    template = getattr(scope.get("route"), "path_format", None)
+    if isinstance(template, str) and template:
+        return template
+    mounted = scope.get("root_path", "")
+    if isinstance(mounted, str) and len(mounted) > len(root_path) and mounted.startswith(root_path):
+        return mounted[len(root_path) :] + "/{path}"
+    return metrics.UNMATCHED_ROUTE
+
+
+class RequestMetricsMiddleware:
+    """Count and time every request by route template, method and status (``/metrics``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        root_path = scope.get("root_path", "")
+        started = time.perf_counter()
+        status = 500  # as in RequestIdMiddleware: no response started means the server failed
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            # The router fills in the route while the request runs, so it is read afterwards.
+            metrics.record_request(
+                route_template(scope, root_path),
+                scope["method"],
+                status,
+                time.perf_counter() - started,
+            )

@@ -12,11 +12,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import or_, update
 
 from alttext.db import transaction, utcnow
+from alttext.jobs.crawl import CrawledImage, CrawlFailed, crawl
 from alttext.jobs.service import NewItem, add_items, finish_event
 from alttext.jobstore.models import Job
 from alttext.process import Services
@@ -24,7 +24,7 @@ from alttext.process import Services
 log = logging.getLogger("alttext.jobs.crawl")
 
 
-def new_item(image: Any, overwrite: bool) -> NewItem:
+def new_item(image: CrawledImage, overwrite: bool) -> NewItem:
     options: dict[str, object] = {}
     if image.context:
         options["context"] = image.context
@@ -98,8 +98,6 @@ async def _lease_kept(services: Services, job_id: str) -> AsyncIterator[asyncio.
 
 async def run_crawl(services: Services, job_id: str) -> bool:
     """Crawl the job's source and store its images; True if this call did the crawl."""
-    from alttext.jobs.crawl import CrawlFailed, crawl  # TEMP until the crawler lands
-
     job = await _take(services, job_id)
     if job is None or job.source_url is None:
         return False

@@ -314,21 +314,30 @@ def _invalid(exc: ValueError) -> AppError:
     return InvalidRequest(f"The item's options are no longer valid: {str(exc)[:300]}")
 
 
+async def _open_items(session: AsyncSession, job_id: str) -> bool:
+    found = await session.scalar(
+        select(JobItem.id)
+        .where(JobItem.job_id == job_id, JobItem.status.in_(("pending", "running")))
+        .limit(1)
+    )
+    return found is not None
+
+
 async def finish_if_done(services: Services, job_id: str) -> bool:
     """End an open job whose items have all ended (and whose crawl is done): completed, or
     failed when not one item succeeded or was kept. Exactly one caller wins the transition."""
+    # A read first: after almost every item the answer is "not yet", and a read takes no
+    # write lock (SQLite has one for the whole database).
+    async with services.sessions() as session:
+        if await _open_items(session, job_id):
+            return False
     async with transaction(services.sessions) as session:
         job = await session.get(Job, job_id)
         if job is None or job.status not in ("queued", "running"):
             return False
         if job.crawl_state in ("pending", "running"):
             return False
-        open_items = await session.scalar(
-            select(func.count())
-            .select_from(JobItem)
-            .where(JobItem.job_id == job_id, JobItem.status.in_(("pending", "running")))
-        )
-        if int(open_items or 0):
+        if await _open_items(session, job_id):
             return False
         kept = await session.scalar(
             select(func.count())

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from redis.exceptions import RedisError
 from taskiq.kicker import AsyncKicker
 
 from alttext import scheduler
@@ -30,16 +31,24 @@ DRIVE = "alttext.jobs.drive"
 STOP_GRACE_S = 10.0  # for running items to hand back their leases on shutdown
 
 
+async def _send(services: Services, task: str, arg: str, copies: int = 1) -> None:
+    # A wake-up is best effort: if the queue is unreachable the sweep sends it again, so the
+    # caller (an API request that already stored the job) does not fail for it.
+    kicker: AsyncKicker[[str], Any] = AsyncKicker(task, services.broker, {})
+    try:
+        for _ in range(copies):
+            await kicker.kiq(arg)
+    except (RedisError, OSError):
+        log.warning("could not send a job message; the sweep will", extra={"task": task})
+
+
 async def wake_crawl(services: Services, job_id: str) -> None:
-    kicker: AsyncKicker[[str], Any] = AsyncKicker(CRAWL, services.broker, {})
-    await kicker.kiq(job_id)
+    await _send(services, CRAWL, job_id)
 
 
 async def wake_account(services: Services, account_id: str) -> None:
     """Send as many drivers as the account may run items at once."""
-    kicker: AsyncKicker[[str], Any] = AsyncKicker(DRIVE, services.broker, {})
-    for _ in range(services.settings.job_concurrency_per_account):
-        await kicker.kiq(account_id)
+    await _send(services, DRIVE, account_id, services.settings.job_concurrency_per_account)
 
 
 class JobsRunner:

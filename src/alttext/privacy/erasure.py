@@ -10,9 +10,10 @@ Order, so that a failure leaves either nothing changed or everything done:
    name) receives only the ledger entries of kinds purchase, refund and adjustment; the audit
    trail is re-pointed to it; the Stripe inbox rows about the account are scrubbed; every
    other row about the account (keys, usage, reservations, idempotency records, consents,
-   e-mail tokens, other ledger entries, and any future table with an ``account_id``) is
-   deleted, and then the account row itself. Keys stop working at that commit; an ``erase``
-   audit event names the anonymised id only.
+   e-mail tokens, other ledger entries, bulk jobs and their items, webhook messages and their
+   delivery attempts, the webhook signing version, and any future table with an
+   ``account_id``) is deleted, children before parents, and then the account row itself. Keys
+   stop working at that commit; an ``erase`` audit event names the anonymised id only.
 
 What is kept, field by field (docs/privacy.md repeats this):
 

@@ -15,6 +15,7 @@ from alttext.accounts.logins import ACCOUNT_LIMIT, CLIENT_LIMIT, WINDOW
 from alttext.accounts.sessions import IDLE_TIMEOUT, LIFETIME
 from alttext.idempotency import KEEP_FOR as IDEMPOTENCY_KEEP
 from alttext.privacy.retention import (
+    DEFAULT_JOB_RETENTION_DAYS,
     EMAIL_TOKEN_KEEP,
     RESERVATION_KEEP,
     STRIPE_INBOX_KEEP,
@@ -64,8 +65,23 @@ def _hours(seconds: float) -> int:
     return int(seconds // 3600)
 
 
-def data_inventory(retention_days: int) -> dict[str, TableDoc]:
-    """Every table and column the service stores, in the order the policy page shows them."""
+def data_inventory(
+    retention_days: int, job_retention_days: int = DEFAULT_JOB_RETENTION_DAYS
+) -> dict[str, TableDoc]:
+    """Every table and column the service stores, in the order the policy page shows them.
+
+    ``retention_days`` and ``job_retention_days`` are the settings ``ALTTEXT_RETENTION_DAYS``
+    and ``ALTTEXT_JOB_RETENTION_DAYS``.
+    """
+    job_kept = (
+        f"{job_retention_days} days after the job finished (completed, failed or cancelled), "
+        "then deleted with all its items; a job still queued, running or paused is kept while "
+        "it is open. Deleted at once when the account is erased."
+    )
+    delivery_kept = (
+        f"{job_retention_days} days after the message was delivered or given up on (a message "
+        "still being retried is kept until then); deleted at once when the account is erased."
+    )
     return {
         "accounts": TableDoc(
             "Accounts",
@@ -289,6 +305,128 @@ def data_inventory(retention_days: int) -> dict[str, TableDoc]:
                 "created_at": "When.",
                 "locked_until": "How long the first request may still be running.",
                 "expires_at": "When it is deleted.",
+            },
+        ),
+        "jobs": TableDoc(
+            "Bulk jobs",
+            "A bulk job you started (POST /v1/jobs): the options shared by its images, or the "
+            "page or sitemap to crawl for images, its progress and what it cost. Never the "
+            "images: each is fetched when its item runs and dropped after it.",
+            job_kept,
+            {
+                "id": "Random job identifier.",
+                "account_id": "The account that started the job.",
+                "key_id": "The API key that started it (for metering).",
+                "status": "queued, running, paused (out of credits), completed, failed or "
+                "cancelled.",
+                "defaults": "The options you gave for every image of the job (context text, "
+                "role, language, maximum length, keywords, …).",
+                "overwrite": "Whether images that already have alt text get new alt text too.",
+                "source_url": "The page or sitemap you asked us to crawl for images, if any.",
+                "max_pages": "The most pages you allowed the crawl to visit.",
+                "crawl_state": "pending, running, done or failed (crawling jobs only).",
+                "crawl_lease_until": "Until when a worker holds the crawl (so another can take "
+                "over if it stops).",
+                "pages_crawled": "How many pages the crawl has visited.",
+                "webhook_url": "The address you asked us to notify when the job changes state, "
+                "if any.",
+                "error": "Why the job failed, in words, if it did.",
+                "total_items": "How many images the job has.",
+                "credits_spent": "Credits the job has cost so far.",
+                "created_at": "When the job was created.",
+                "started_at": "When work on it began.",
+                "finished_at": "When it completed, failed or was cancelled.",
+            },
+        ),
+        "job_items": TableDoc(
+            "Bulk job items and results",
+            "One row per image of a bulk job: where the image is, the options and existing alt "
+            "text that go with it, and the result, so that you can fetch the results "
+            "(GET /v1/jobs/{id}/results) and a job survives a worker's restart.",
+            job_kept,
+            {
+                "id": "Random item identifier.",
+                "job_id": "The job the item belongs to.",
+                "account_id": "The account that started the job.",
+                "seq": "The item's position in the job (results come in this order).",
+                "client_id": "Your own id for the image, if you gave one.",
+                "image_url": "The image's URL (the image itself is not stored).",
+                "page_url": "The page where the crawl found the image, for crawled jobs.",
+                "options": "Options for this image over the job's (context text, role, "
+                "language, …).",
+                "existing_alt": "The alt text the image already had on the page, if any.",
+                "status": "pending, running, succeeded, failed, skipped (existing alt text "
+                "kept) or cancelled.",
+                "attempts": "How often writing its alt text was tried.",
+                "lease_until": "Until when a worker holds the item (so another can take over "
+                "if it stops).",
+                "request_id": "The id of the current or last attempt (as in usage events).",
+                "alt_text": "The alt text written.",
+                "decorative": "Whether the image was judged decorative.",
+                "role": "The image's role (informative, decorative, functional, …).",
+                "needs_review": "Whether a person should check the alt text.",
+                "review_reasons": "Why it should be checked.",
+                "problem": "Why the item failed, as an error document (code and message).",
+                "model": "The model that answered.",
+                "credits": "Credits the item cost (failures and skipped images are free).",
+                "finished_at": "When the item finished.",
+            },
+        ),
+        "webhook_signing": TableDoc(
+            "Webhook signing",
+            "Which version of your webhook signing secret is in use. The secret itself is not "
+            "stored: it is derived from our own key, your account id and this version whenever "
+            "a webhook is signed or you ask to see it. There is a row only once you have "
+            "rotated the secret.",
+            _WHILE_ACCOUNT,
+            {
+                "account_id": "The account.",
+                "version": "The secret's version (rotating it moves to the next).",
+                "rotated_at": "When you last rotated the secret (the previous one also signs "
+                "for a short grace period).",
+            },
+        ),
+        "webhook_messages": TableDoc(
+            "Webhook messages",
+            "Each notification to send to your webhook address about a job (completed, "
+            "failed, cancelled, paused), kept so it can be retried until it is delivered.",
+            delivery_kept,
+            {
+                "id": "Random message identifier (sent as the webhook-id header).",
+                "account_id": "The account notified.",
+                "job_id": "The job it is about (empty once the job is deleted).",
+                "event": "job.completed, job.failed, job.cancelled or job.paused.",
+                "url": "The webhook address it is sent to.",
+                "payload": "The message body: the event and the job's summary as GET "
+                "/v1/jobs/{id} shows it (status, counts, credits, times, the crawled page's "
+                "address and the webhook address); never images, results or alt text.",
+                "state": "pending (being retried), delivered or failed (retries given up).",
+                "attempts": "How many delivery attempts were made.",
+                "next_attempt_at": "When the next attempt is due.",
+                "lease_until": "Until when a worker holds the message (so another can take "
+                "over if it stops).",
+                "created_at": "When the message was created.",
+                "finished_at": "When it was delivered or given up on.",
+            },
+        ),
+        "webhook_attempts": TableDoc(
+            "Webhook delivery attempts",
+            "Each attempt to deliver a webhook message and how it went, so that you (GET "
+            "/v1/webhooks/deliveries) and we can see why a notification did or did not arrive. "
+            "Never the body sent or received.",
+            delivery_kept,
+            {
+                "id": "Random attempt identifier.",
+                "message_id": "The message delivered.",
+                "account_id": "The account notified.",
+                "event": "The message's event.",
+                "url": "The webhook address tried.",
+                "attempt": "Which attempt this was (1, 2, …).",
+                "outcome": "delivered, http_error, timeout, network_error, or refused (the "
+                "address is not a public one).",
+                "status_code": "The HTTP status your server answered, if it answered.",
+                "latency_ms": "How long the attempt took.",
+                "attempted_at": "When.",
             },
         ),
         "audit_events": TableDoc(

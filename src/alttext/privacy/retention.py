@@ -1,7 +1,8 @@
 """The retention policy: how long each kind of record is kept, and ``purge`` that applies it.
 
-Every period lives here (plus ``ALTTEXT_RETENTION_DAYS`` for usage detail) so that the privacy
-page, the docs and the code cannot disagree. ``purge`` runs daily in every API process and from
+Every period lives here (plus ``ALTTEXT_RETENTION_DAYS`` for usage detail and
+``ALTTEXT_JOB_RETENTION_DAYS`` for bulk jobs and webhook deliveries) so that the privacy page,
+the docs and the code cannot disagree. ``purge`` runs daily in every API process and from
 ``alttext purge``; each step is a short transaction that is idempotent and safe to run in
 several processes at once (a row is counted only by the transaction whose DELETE removed it).
 """
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +31,14 @@ from alttext.db import transaction, utcnow
 from alttext.idempotency import KEEP_FOR as IDEMPOTENCY_KEEP
 from alttext.idempotency import purge_expired
 from alttext.ids import new_id
+from alttext.jobstore.models import (
+    JOB_OPEN,
+    JOB_STATUSES,
+    Job,
+    JobItem,
+    WebhookAttempt,
+    WebhookMessage,
+)
 from alttext.privacy.models import AuditEvent, EmailToken, TrialMark, UsageRollup
 from alttext.privacy.trial import TRIAL_MARK_KEEP
 from alttext.scheduler import PeriodicTask
@@ -44,6 +53,11 @@ RESERVATION_KEEP = timedelta(days=7)  # settled or released; the ledger keeps th
 # 3 years (and a leap day): the proof of how each privacy request was handled.
 AUDIT_KEEP = timedelta(days=3 * 365 + 1)
 BATCH = 500  # rows per transaction: keeps each write short whatever the backlog
+# Jobs and webhook messages are purged only once they have ended; open ones are kept.
+JOB_FINISHED = tuple(s for s in JOB_STATUSES if s not in JOB_OPEN)  # completed, failed, cancelled
+MESSAGE_FINISHED = ("delivered", "failed")  # pending ones are still being retried
+# ALTTEXT_JOB_RETENTION_DAYS's default, for callers that do not pass the setting.
+DEFAULT_JOB_RETENTION_DAYS: int = Settings.model_fields["job_retention_days"].default
 
 # One step of a purge: (rows removed in this transaction, whether more may remain).
 Step = Callable[..., Awaitable[tuple[int, bool]]]
@@ -61,13 +75,34 @@ class RetentionRule:
     kept: str
 
 
-def retention_schedule(retention_days: int) -> list[RetentionRule]:
-    """The schedule as published on /privacy and in docs/privacy.md."""
+def retention_schedule(
+    retention_days: int, job_retention_days: int = DEFAULT_JOB_RETENTION_DAYS
+) -> list[RetentionRule]:
+    """The schedule as published on /privacy and in docs/privacy.md.
+
+    ``retention_days`` and ``job_retention_days`` are the settings ``ALTTEXT_RETENTION_DAYS``
+    and ``ALTTEXT_JOB_RETENTION_DAYS``.
+    """
     return [
-        RetentionRule("Images", "Never stored: held in memory for the request, then dropped."),
+        RetentionRule(
+            "Images",
+            "Never stored: held in memory for the request (or, in a bulk job, while its item "
+            "runs), then dropped.",
+        ),
         RetentionRule(
             "Usage detail (one row per request)",
             f"{retention_days} days, then added to anonymous monthly totals per model and deleted.",
+        ),
+        RetentionRule(
+            "Bulk jobs and their results (image and page URLs, alt text)",
+            f"{job_retention_days} days after the job finished (completed, failed or "
+            "cancelled), then the job and all its items are deleted; a job still open "
+            "(queued, running or paused) is kept while it is open.",
+        ),
+        RetentionRule(
+            "Webhook deliveries (the messages sent about jobs, and each delivery attempt)",
+            f"{job_retention_days} days after the message was delivered or given up on; "
+            "one still being retried is kept until then.",
         ),
         RetentionRule(
             "Anonymous monthly usage totals", "Kept; they name no account, key or person."
@@ -113,7 +148,7 @@ def retention_schedule(retention_days: int) -> list[RetentionRule]:
             "3 years: the proof of how each request was handled.",
         ),
         RetentionRule(
-            "Account, API key metadata, consents, credit ledger",
+            "Account, API key metadata, consents, credit ledger, webhook signing version",
             "While the account exists. On erasure, personal data is deleted and only the "
             "anonymised accounting records the law requires are kept.",
         ),
@@ -132,6 +167,10 @@ class PurgeReport:
     web_sessions: int = 0
     login_failures: int = 0
     trial_marks: int = 0
+    jobs: int = 0
+    job_items: int = 0
+    webhook_messages: int = 0
+    webhook_attempts: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -283,6 +322,18 @@ async def _delete_batch(
     return int(result.rowcount), True  # type: ignore[attr-defined]
 
 
+def _ended_before(
+    state: Any, ended: tuple[str, ...], finished_at: Any, created_at: Any, cutoff: datetime
+) -> ColumnElement[bool]:
+    """Rows in a final state that ended before ``cutoff``. A final row without a finish time
+    (which the writers never leave, but a crash between two writes could) counts from when it
+    was created, so that nothing in a final state is kept for ever."""
+    return and_(
+        state.in_(ended),
+        or_(finished_at < cutoff, and_(finished_at.is_(None), created_at < cutoff)),
+    )
+
+
 async def _drain(sessions: async_sessionmaker[AsyncSession], step: Step, *args: Any) -> int:
     """Run ``step`` in its own short transaction until nothing is left."""
     total = 0
@@ -362,6 +413,37 @@ async def purge(
         TrialMark.email_hash,
         TrialMark.created_at < now - TRIAL_MARK_KEEP,
     )
+    job_cutoff = now - timedelta(days=settings.job_retention_days)
+    old_job = _ended_before(Job.status, JOB_FINISHED, Job.finished_at, Job.created_at, job_cutoff)
+    # A job's items first, in batches: deleting the job would cascade to its items (foreign key
+    # ON DELETE CASCADE; SQLite enforces it, db.py turns foreign_keys on), but that would be up
+    # to 10,000 items per job in one DELETE. The cascade stays a safety net only.
+    report.job_items = await _drain(
+        sessions,
+        _delete_batch,
+        JobItem,
+        JobItem.id,
+        JobItem.job_id.in_(select(Job.id).where(old_job)),
+    )
+    # Webhook messages about a deleted job keep their own period (their job_id becomes null).
+    report.jobs = await _drain(sessions, _delete_batch, Job, Job.id, old_job)
+    old_message = _ended_before(
+        WebhookMessage.state,
+        MESSAGE_FINISHED,
+        WebhookMessage.finished_at,
+        WebhookMessage.created_at,
+        job_cutoff,
+    )
+    report.webhook_attempts = await _drain(
+        sessions,
+        _delete_batch,
+        WebhookAttempt,
+        WebhookAttempt.id,
+        WebhookAttempt.message_id.in_(select(WebhookMessage.id).where(old_message)),
+    )
+    report.webhook_messages = await _drain(
+        sessions, _delete_batch, WebhookMessage, WebhookMessage.id, old_message
+    )
     if report.total:
         log.info("retention purge", extra=report.as_dict())
     return report
@@ -375,7 +457,10 @@ def periodic_tasks(
 
 __all__ = [
     "AUDIT_KEEP",
+    "DEFAULT_JOB_RETENTION_DAYS",
     "EMAIL_TOKEN_KEEP",
+    "JOB_FINISHED",
+    "MESSAGE_FINISHED",
     "RESERVATION_KEEP",
     "STRIPE_INBOX_KEEP",
     "UNVERIFIED_SIGNUP_TTL",

@@ -155,6 +155,7 @@ class _Box:
     images: list[Image] = field(default_factory=list)
     caption: list[str] | None = None
     labelled: bool = False
+    label: str = ""
 
     @property
     def text(self) -> str:
@@ -194,16 +195,39 @@ def _image(tag: Tag, text: str, starts: list[int]) -> Image:
         alt_quote=alt_quote,
         templated=templated,
         title=tag.get("title") or "",
+        srcset=tag.get("srcset"),
     )
+
+
+@dataclass
+class HtmlPage:
+    """One scan of a document: its images, and what a crawler needs besides."""
+
+    images: list[Image]
+    lang: str | None  # ``<html lang>`` as written
+    title: str  # ``<title>`` text, whitespace collapsed
+    base: str | None  # the first ``<base href>`` as written
+    links: list[str]  # ``<a href>`` and ``<area href>`` values in document order
 
 
 def scan_html(text: str, *, line_text: str | None = None) -> tuple[list[Image], str | None]:
     """Every ``<img>`` of ``text`` with its context, and the document's ``<html lang>``.
 
     ``line_text`` is the unmasked text for line numbers when ``text`` has code masked out."""
+    page = scan_html_page(text, line_text=line_text)
+    return page.images, page.lang
+
+
+def scan_html_page(text: str, *, line_text: str | None = None) -> HtmlPage:
+    """:func:`scan_html` plus the title, ``<base href>`` and link targets of the document."""
     starts = line_starts(line_text if line_text is not None else text)
     images: list[Image] = []
     lang: str | None = None
+    title: str | None = None
+    title_from: int | None = None  # the title's text is raw, so tokens() never yields it
+    base: str | None = None
+    links: list[str] = []
+    sources: list[str] = []  # of the open <picture>
     stack: list[_Box] = []
     heading = ""
     heading_box: _Box | None = None
@@ -223,11 +247,27 @@ def scan_html(text: str, *, line_text: str | None = None) -> tuple[list[Image], 
                     box.caption.append(chunk)
             continue
         name = tok.name
+        if title_from is not None:
+            if tok.closing and name == "title":
+                title = " ".join(html.unescape(text[title_from : tok.start]).split())
+            title_from = None
         if not tok.closing:
             if name == "html" and tok.get("lang"):
                 lang = tok.get("lang")
+            if name == "title" and title is None:
+                title_from = tok.end
+            elif name == "base" and base is None and tok.get("href") is not None:
+                base = tok.get("href")
+            elif name in ("a", "area") and tok.get("href") is not None:
+                links.append(tok.get("href") or "")
+            elif name == "picture":
+                sources = []
+            elif name == "source" and tok.get("srcset") and _in(stack, "picture"):
+                sources.append(tok.get("srcset") or "")
             if name == "img":
                 image = _image(tok, text, starts)
+                if _in(stack, "picture"):
+                    image.sources = list(sources)
                 images.append(image)
                 for box in stack:
                     box.images.append(image)
@@ -248,6 +288,7 @@ def scan_html(text: str, *, line_text: str | None = None) -> tuple[list[Image], 
                     or (tok.get("title") or "").strip()
                 )
                 box.caption = [tok.get("href") or ""] if name == "a" else ["button"]
+                box.label = " ".join((tok.get("aria-label") or tok.get("title") or "").split())
             if name in _HEADINGS:
                 heading_box = box
             if name == "figure":
@@ -263,7 +304,11 @@ def scan_html(text: str, *, line_text: str | None = None) -> tuple[list[Image], 
                 if box is heading_box:
                     heading = box.text
     _close(stack, None)
-    return images, lang
+    return HtmlPage(images, lang, title or "", base, links)
+
+
+def _in(stack: list[_Box], name: str) -> bool:
+    return any(b.name == name for b in stack)
 
 
 def _close(stack: list[_Box], name: str | None) -> list[_Box]:
@@ -289,6 +334,7 @@ def _finish(box: _Box) -> None:
             if image.link_target is None:
                 image.link_target = target
                 image.link_text = text
+                image.link_label = box.label
                 image.link_labelled = box.labelled or any(o is not image for o in others_with_alt)
     elif box.name == "figure":
         caption = " ".join(" ".join(box.caption or []).split())

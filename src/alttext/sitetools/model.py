@@ -33,6 +33,10 @@ class Image:
     paragraph: str = ""
     nearby: list[str] = field(default_factory=list)  # the text runs just before and after
     title: str = ""  # the image's own title (Markdown) or title attribute
+    # What a crawler may fall back on when ``src`` is unusable (HTML only).
+    srcset: str | None = None
+    sources: list[str] = field(default_factory=list)  # srcset of each <source> of its <picture>
+    link_label: str = ""  # aria-label or title of the enclosing link or button
 
     @property
     def role(self) -> Literal["functional", "auto"]:

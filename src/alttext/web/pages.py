@@ -31,8 +31,12 @@ async def api_docs(request: Request, services: ServicesDep, user: OptionalUser) 
 @router.get("/privacy", response_class=HTMLResponse)
 async def privacy(request: Request, services: ServicesDep, user: OptionalUser) -> HTMLResponse:
     context = {
-        "inventory": data_inventory(services.settings.retention_days),
-        "schedule": retention_schedule(services.settings.retention_days),
+        "inventory": data_inventory(
+            services.settings.retention_days, services.settings.job_retention_days
+        ),
+        "schedule": retention_schedule(
+            services.settings.retention_days, services.settings.job_retention_days
+        ),
         "cookies": COOKIES,
         "active": "privacy",
         "unverified_hours": int(UNVERIFIED_SIGNUP_TTL.total_seconds() // 3600),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +63,12 @@ class ModelInfo:
     completion_price_usd: float | None = None  # per token
     image_price_usd: float | None = None  # per image
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Told of every call a provider makes to a model server: (model, outcome, seconds). Outcomes:
+# ok, truncated (cut off at the output limit), error, timeout, unavailable, refused
+# (moderation). The engine knows nothing of metrics; the process wires this to them.
+UpstreamObserver = Callable[[str, str, float], None]
 
 
 class Provider(Protocol):

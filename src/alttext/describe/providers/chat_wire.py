@@ -53,6 +53,7 @@ class AttemptFailed(Exception):
         format_rejected: bool = False,
         cut_off: bool = False,
         partial: ModelReply | None = None,
+        refused: bool = False,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -62,6 +63,7 @@ class AttemptFailed(Exception):
         self.format_rejected = format_rejected
         self.cut_off = cut_off
         self.partial = partial
+        self.refused = refused  # a moderation refusal (HTTP 403), told apart in metrics
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,9 @@ def status_failure(
         reasons = metadata.get("reasons")
         why = f" (reasons: {', '.join(map(str, reasons))})" if isinstance(reasons, list) else ""
         return AttemptFailed(
-            f"{label} refused the request (HTTP 403, moderation){why}{said}", retryable=False
+            f"{label} refused the request (HTTP 403, moderation){why}{said}",
+            retryable=False,
+            refused=True,
         )
     if status == 402:
         return AttemptFailed(

@@ -25,7 +25,7 @@ from alttext.describe.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from alttext.describe.providers.base import ModelInfo, ModelReply, ModelRequest
+from alttext.describe.providers.base import ModelInfo, ModelReply, ModelRequest, UpstreamObserver
 from alttext.describe.providers.chat_wire import (
     AttemptFailed,
     WireOptions,
@@ -73,7 +73,8 @@ class ChatCompletionsProvider:
 
     The httpx client belongs to the app (one per process); pass ``client=None`` to let the
     provider own one, which ``aclose`` then closes. ``sleep``, ``clock`` and ``jitter`` are
-    injectable so tests can watch the backoff without waiting for it.
+    injectable so tests can watch the backoff without waiting for it. ``on_upstream`` is told
+    of every HTTP call to the server (retries included): model, outcome and seconds.
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class ChatCompletionsProvider:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        on_upstream: UpstreamObserver | None = None,
     ) -> None:
         self._config = config
         self._owns_client = client is None
@@ -91,6 +93,7 @@ class ChatCompletionsProvider:
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
+        self._on_upstream = on_upstream
         self.name = "openrouter" if config.openrouter else "openai"
         self._label = "OpenRouter" if config.openrouter else "The OpenAI-compatible server"
         self._base = config.base_url.rstrip("/")
@@ -201,6 +204,29 @@ class ChatCompletionsProvider:
     # -- one attempt -------------------------------------------------------------------------
 
     async def _attempt(
+        self, request: ModelRequest, options: WireOptions, timeout_s: float
+    ) -> ModelReply:
+        """One HTTP call, reported to ``on_upstream`` however it ends (a cancelled call is
+        not: the caller left, the server did nothing wrong)."""
+        observer = self._on_upstream
+        if observer is None:
+            return await self._call(request, options, timeout_s)
+        # A failed call names the model asked for (the chain's first); a success names the
+        # one that answered, so fallbacks along the chain show.
+        asked = str(options.model_fields.get("model") or options.model_fields["models"][0])
+        started = time.perf_counter()
+        try:
+            reply = await self._call(request, options, timeout_s)
+        except AttemptFailed as failure:
+            _notify(observer, asked, _outcome(failure), started)
+            raise
+        except Exception:
+            _notify(observer, asked, "error", started)
+            raise
+        _notify(observer, reply.model, "ok", started)
+        return reply
+
+    async def _call(
         self, request: ModelRequest, options: WireOptions, timeout_s: float
     ) -> ModelReply:
         body = build_body(request, options)
@@ -320,3 +346,23 @@ class ChatCompletionsProvider:
             return [info for info in listing if usable(info)]
         by_id = {info.id: info for info in listing}
         return [by_id[m] for m in self._config.models if m in by_id and usable(by_id[m])]
+
+
+def _notify(observer: UpstreamObserver, model: str, outcome: str, started: float) -> None:
+    try:
+        observer(model, outcome, time.perf_counter() - started)
+    except Exception:  # an observer's failure must never fail a generation
+        logger.exception("upstream observer failed")
+
+
+def _outcome(failure: AttemptFailed) -> str:
+    """How one failed call is counted in ``alttext_upstream_calls_total``."""
+    if failure.cut_off:
+        return "truncated"
+    if failure.refused:
+        return "refused"
+    if failure.final is UpstreamTimeout:
+        return "timeout"
+    if failure.final is UpstreamUnavailable:
+        return "unavailable"
+    return "error"
