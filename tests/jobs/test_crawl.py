@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,47 +19,9 @@ from alttext.jobs.pages import decode_html, largest_candidate, read_page
 from alttext.jobs.sitemaps import NotASitemap, parse_sitemap
 from alttext.sitetools.html_scan import scan_html_page
 from tests.fakes.fixtures import running_image_host
-from tests.fakes.image_host import FakeImageHost
+from tests.jobs.site_server import SITE, Site
 
-SITE = Path(__file__).parent / "site"
 LIMITS = FetchLimits(max_bytes=100_000, total_timeout_s=10, allow_private=True)
-TYPES = {".html": "text/html", ".xml": "application/xml", ".txt": "text/plain"}
-
-
-class Site:
-    """The fake host serving site/, with ``{{ORIGIN}}`` and ``{{PORT}}`` filled in."""
-
-    def __init__(self, host: FakeImageHost) -> None:
-        self.host = host
-        self.origin = host.url("")
-        for path in SITE.rglob("*"):
-            if path.is_file():
-                self.serve(
-                    f"/{path.relative_to(SITE).as_posix()}", path.read_bytes(), TYPES[path.suffix]
-                )
-        blog = (SITE / "sitemap-blog.xml").read_bytes()
-        self.serve(
-            "/sitemap-blog.xml.gz", gzip.compress(self.fill(blog)), "application/gzip", fill=False
-        )
-        host.redirect("/old-about", "/about.html", status=301)
-        host.redirect("/elsewhere", self.url("/about.html").replace("127.0.0.1", "localhost"))
-        host.image(
-            "/big.html", b"<html><body>" + b"<p>crumbs</p>" * 10_000, content_type="text/html"
-        )
-
-    def fill(self, body: bytes) -> bytes:
-        return body.replace(b"{{ORIGIN}}", self.origin.encode()).replace(
-            b"{{PORT}}", str(self.host.port).encode()
-        )
-
-    def serve(self, path: str, body: bytes, content_type: str, *, fill: bool = True) -> None:
-        self.host.image(path, self.fill(body) if fill else body, content_type=content_type)
-
-    def url(self, path: str) -> str:
-        return self.origin + path
-
-    def fetched(self, path: str) -> int:
-        return len(self.host.requests_to(path))
 
 
 @pytest.fixture
@@ -256,12 +217,23 @@ async def test_requests_to_one_host_wait_the_delay(site: Site, client: httpx.Asy
 async def test_a_longer_crawl_delay_in_robots_txt_wins(
     site: Site, client: httpx.AsyncClient
 ) -> None:
-    robots = (SITE / "robots.txt").read_bytes() + b"Crawl-delay: 90\n"
+    robots = (SITE / "robots.txt").read_bytes() + b"Crawl-delay: 45\n"
     site.serve("/robots.txt", robots, "text/plain")
     sleep = FakeSleep()
     await run(site, client, max_pages=2, delay_s=1.0, sleep=sleep)
     assert len(sleep.waits) == 2
-    assert all(89.0 < w <= 90.0 for w in sleep.waits), sleep.waits
+    assert all(44.0 < w <= 45.0 for w in sleep.waits), sleep.waits
+
+
+async def test_a_crawl_delay_is_honoured_up_to_a_minute(
+    site: Site, client: httpx.AsyncClient
+) -> None:
+    robots = (SITE / "robots.txt").read_bytes() + b"Crawl-delay: 86400\n"
+    site.serve("/robots.txt", robots, "text/plain")
+    sleep = FakeSleep()
+    await run(site, client, max_pages=2, delay_s=1.0, sleep=sleep)
+    assert sleep.waits
+    assert all(59.0 < w <= 60.0 for w in sleep.waits), sleep.waits
 
 
 async def test_robots_txt_missing_allows_everything(site: Site, client: httpx.AsyncClient) -> None:

@@ -23,6 +23,9 @@ Getter = Callable[[str], Awaitable[Fetched]]
 Sleep = Callable[[float], Awaitable[None]]
 
 
+MAX_CRAWL_DELAY_S = 60.0
+
+
 @dataclass
 class Robots:
     url: str  # where the rules were looked for
@@ -37,7 +40,9 @@ class Robots:
             return None
         delay = self.rules.crawl_delay(agent)
         try:
-            return None if delay is None else max(0.0, float(delay))
+            # Honoured up to a minute: a site asking for a day between pages would hold the job
+            # for months; it gets the slowest crawl we do instead.
+            return None if delay is None else min(MAX_CRAWL_DELAY_S, max(0.0, float(delay)))
         except ValueError:
             return None
 
