@@ -245,3 +245,34 @@ async def test_cancel_stops_pending_items_and_reports_what_was_done(
             again = await svc.client.delete(f"/v1/jobs/{job_id}", headers=account.headers)
             assert again.json()["status"] == "cancelled"
             assert not any(r.path.startswith("/later") for r in host.requests)
+
+
+async def test_a_running_job_leaves_the_accounts_interactive_slots_free(
+    service_factory: Callable[..., Any], fake_openrouter: FakeOpenRouter
+) -> None:
+    # One interactive slot; a job holding two slow items must not take it.
+    settings = openrouter_settings(
+        fake_openrouter, **FAST_JOBS, max_concurrent_per_account=1, job_concurrency_per_account=2
+    )
+    with running_image_host() as host:
+        host.drip("/slow-a.png", interval_s=0.3)
+        host.drip("/slow-b.png", interval_s=0.3)
+        host.image("/now.png", png(9))
+        async with service_factory(**settings) as svc:
+            account = await svc.create_account(credits=10)
+            items = [{"image_url": host.url(p)} for p in ("/slow-a.png", "/slow-b.png")]
+            created = await svc.client.post(
+                "/v1/jobs", headers=account.headers, json={"items": items}
+            )
+            job_id = created.json()["id"]
+
+            async def both_running() -> bool:
+                job = await svc.client.get(f"/v1/jobs/{job_id}", headers=account.headers)
+                return bool(job.json()["counts"]["running"] == 2)
+
+            await wait_for(both_running)
+            now = await svc.client.post(
+                "/v1/alt-text", headers=account.headers, json={"image_url": host.url("/now.png")}
+            )
+            assert now.status_code == 200, now.text
+            await svc.client.delete(f"/v1/jobs/{job_id}", headers=account.headers)
