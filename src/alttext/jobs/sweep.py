@@ -100,15 +100,16 @@ async def find_work(services: Services) -> Kicks:
                 )
             ).scalars()
         )
+        # Accounts with an open job that has pending items; read from the few open jobs, not
+        # by scanning every pending item of the deployment each sweep.
+        pending = (
+            select(JobItem.id).where(JobItem.job_id == Job.id, JobItem.status == "pending").exists()
+        )
         kicks.accounts = list(
             (
                 await session.execute(
-                    select(JobItem.account_id)
-                    .join(Job, Job.id == JobItem.job_id)
-                    .where(
-                        JobItem.status == "pending",
-                        Job.status.in_(("queued", "running")),
-                    )
+                    select(Job.account_id)
+                    .where(Job.status.in_(("queued", "running")), pending)
                     .distinct()
                     .limit(10_000)
                 )

@@ -59,7 +59,8 @@ class JobItem(Base):
     __table_args__ = (
         Index("ix_job_items_job_id_seq", "job_id", "seq", unique=True),
         Index("ix_job_items_job_id_status", "job_id", "status"),
-        Index("ix_job_items_account_id_status", "account_id", "status"),
+        # The claim: an account's next pending item in job and item order, read off the index.
+        Index("ix_job_items_account_id_status_job_id_seq", "account_id", "status", "job_id", "seq"),
         Index("ix_job_items_status_lease_until", "status", "lease_until"),
     )
 

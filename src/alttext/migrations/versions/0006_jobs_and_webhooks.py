@@ -101,7 +101,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("job_items", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_job_items_account_id_status", ["account_id", "status"], unique=False
+            "ix_job_items_account_id_status_job_id_seq",
+            ["account_id", "status", "job_id", "seq"],
+            unique=False,
         )
         batch_op.create_index("ix_job_items_job_id_seq", ["job_id", "seq"], unique=True)
         batch_op.create_index("ix_job_items_job_id_status", ["job_id", "status"], unique=False)
@@ -204,7 +206,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_job_items_status_lease_until")
         batch_op.drop_index("ix_job_items_job_id_status")
         batch_op.drop_index("ix_job_items_job_id_seq")
-        batch_op.drop_index("ix_job_items_account_id_status")
+        batch_op.drop_index("ix_job_items_account_id_status_job_id_seq")
 
     op.drop_table("job_items")
     op.drop_table("webhook_signing")
