@@ -6,9 +6,11 @@ any other origin, and saved as a screenshot (tests/artifacts/ or $ALTTEXT_ARTIFA
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from tests.web.browser_support import (
     LiveService,
     PageWatch,
     artifacts_dir,
+    axe_violations,
     live_service,
 )
 
@@ -441,5 +444,91 @@ def test_journey_with_the_keyboard_alone(stack: Stack, browser: Any) -> None:
     j.check("login-failed")
     with _api(stack, secret) as api:
         assert api.get("/v1/account").status_code == 401
+    j.close()
+    _assert_no_serious(stack)
+
+
+def test_jobs_with_the_keyboard_alone(stack: Stack, browser: Any) -> None:
+    """Jobs from the nav, a job started from a list of image URLs on the image host, followed
+    in the table until done, its results downloaded as CSV, and the webhook signing secret
+    revealed and copied; the jobs page has no axe violation at all."""
+    from playwright.sync_api import expect
+
+    email = "hedy@example.com"
+    j = Journey(stack, browser, "jobs")
+    page, keys = j.page, Keys(j.page)
+    for name, colour in (("/jobs/mug.png", "navy"), ("/jobs/lamp.png", "olive")):
+        stack.images.image(name, png(colour))
+
+    def check_jobs(name: str) -> None:
+        j.check(name)
+        assert axe_violations(page) == [], f"axe on the jobs page ({name})"
+
+    j.goto("/signup", "signup")
+    keys.type("Email", email)
+    keys.type("Password", PASSWORD)
+    keys.tick("I am 18 or older")
+    keys.tick("I accept the terms of service")
+    keys.tick("I accept the privacy policy")
+    keys.press("Sign up")
+    j.heading("Check your inbox")
+    j.goto(stack.svc.mail.link(email, "/signup/verify"), "verify")
+    keys.type("Password", PASSWORD)
+    keys.press("Confirm and log in")
+    j.heading("Overview")
+
+    keys.press("Jobs")
+    j.heading("Jobs")
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Jobs")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_text("No jobs yet")).to_be_visible()
+    check_jobs("jobs-empty")
+
+    # A mistake first: the error is announced, names the field, and the input stays.
+    keys.type("Image URLs", "ftp://nope.example/a.png")
+    keys.press("Start job")
+    expect(page.get_by_role("alert")).to_contain_text("Image URLs: Fix these image URLs")
+    expect(page.get_by_label("Image URLs")).to_have_value("ftp://nope.example/a.png")
+    check_jobs("jobs-error")
+
+    urls = "\n".join(stack.images.url(p) for p in ("/jobs/mug.png", "/jobs/lamp.png"))
+    keys.type("Image URLs", urls)
+    keys.press("Start job")
+    expect(page.get_by_role("status").first).to_contain_text("started with 2 images")
+    table = page.get_by_role("table", name="Jobs, newest first")
+    expect(table).to_be_visible()
+    deadline = time.monotonic() + 60
+    while "2 of 2 done" not in table.inner_text():
+        assert time.monotonic() < deadline, table.inner_text()
+        page.wait_for_timeout(300)
+        page.reload()
+    expect(table.get_by_role("rowheader")).to_contain_text("2 image URLs")
+    expect(table.get_by_role("progressbar")).to_have_attribute("value", "2")
+    expect(table).to_contain_text("Completed")
+    check_jobs("jobs-done")
+
+    with page.expect_download() as download:
+        keys.press("Results (CSV)")
+    assert download.value.suggested_filename.endswith("-results.csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert [row["status"] for row in rows] == ["succeeded", "succeeded"]
+    assert all(row["alt_text"] or row["decorative"] == "true" for row in rows), rows
+    assert rows[0]["image_url"] == stack.images.url("/jobs/mug.png")
+
+    keys.press("Reveal signing secret")
+    secret = page.locator("#webhook-secret")
+    expect(secret).to_be_visible()
+    assert secret.inner_text().startswith("whsec_")
+    keys.press("Copy")
+    expect(page.locator(".copy-status")).to_have_text("Copied to the clipboard.")
+    assert page.evaluate("navigator.clipboard.readText()") == secret.inner_text()
+    check_jobs("jobs-secret")
+    assert secret.inner_text() not in page.url
+
+    keys.press("Rotate signing secret")
+    expect(page.get_by_role("region", name="Rotate the signing secret?")).to_be_focused()
+    check_jobs("jobs-rotate")
+    keys.press("Confirm rotate")
+    expect(page.get_by_role("status").first).to_contain_text("signing secret is rotated")
     j.close()
     _assert_no_serious(stack)

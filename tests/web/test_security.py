@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from alttext.accounts.models import Account, ApiKey
+from alttext.jobstore.models import Job, WebhookSigning
 from alttext.web.security import CSP
 from tests.web.support import PASSWORD, Web, csrf_of, web_service
 
@@ -32,6 +33,9 @@ FORMS: list[tuple[str, str, dict[str, str]]] = [
     ("/dashboard/keys", "/dashboard/keys", {"name": "sneaky"}),
     ("/dashboard/credits", "/dashboard/credits/checkout", {"amount_usd": "5"}),
     ("/dashboard/try", "/dashboard/try", {"image_url": "https://example.com/a.png"}),
+    ("/dashboard/jobs", "/dashboard/jobs", {"image_urls": "https://example.com/a.png"}),
+    ("/dashboard/jobs", "/dashboard/jobs/webhook-secret/reveal", {}),
+    ("/dashboard/jobs", "/dashboard/jobs/webhook-secret/rotate", {}),
     (
         "/dashboard/account",
         "/dashboard/account/profile",
@@ -56,6 +60,8 @@ async def _state(web: Web, email: str) -> tuple[Any, ...]:
         ).scalar_one()
         keys = (await session.execute(select(ApiKey).where(ApiKey.account_id == account.id))).all()
         accounts = (await session.execute(select(Account.id))).all()
+        jobs = (await session.execute(select(Job.id))).all()
+        signing = (await session.execute(select(WebhookSigning.version))).all()
     return (
         account.name,
         account.password_hash,
@@ -64,6 +70,8 @@ async def _state(web: Web, email: str) -> tuple[Any, ...]:
         account.status,
         len(keys),
         len(accounts),
+        len(jobs),
+        signing,
     )
 
 
@@ -113,6 +121,8 @@ PRIVATE = [
     "/dashboard/credits",
     "/dashboard/credits?checkout=success",
     "/dashboard/try",
+    "/dashboard/jobs",
+    "/dashboard/jobs?rotate=1",
     "/dashboard/account",
     "/account/email/confirm?token=x",
 ]
@@ -165,6 +175,8 @@ async def _all_pages(web: Web) -> dict[str, str]:
         pages[path] = (await web.get(path)).text
     created = await web.form("/dashboard/keys", "/dashboard/keys", {"name": "k"})
     pages["key created"] = created.text
+    revealed = await web.form("/dashboard/jobs", "/dashboard/jobs/webhook-secret/reveal", {})
+    pages["signing secret revealed"] = revealed.text
     return pages
 
 

@@ -1,6 +1,7 @@
 """Reading the dashboard's forms: capped, in memory, CSRF checked before anything else.
 
-Small forms are ``application/x-www-form-urlencoded`` (64 KB at most); the Try it form is
+Small forms are ``application/x-www-form-urlencoded`` (64 KB at most; a caller may allow more,
+as the jobs page does for its list of up to 10,000 image URLs); the Try it form is
 ``multipart/form-data``, parsed in memory by ``alttext.http.body`` so an image never touches
 disk (Starlette's own parser would spool it to a temporary file).
 """
@@ -35,11 +36,14 @@ class Form:
         return name in self.fields and self.get(name) not in ("", "0", "false", "off")
 
 
-async def read_form(request: Request, services: Services, *, files: bool = False) -> Form:
-    """The posted form, after its CSRF token was checked (403 otherwise)."""
+async def read_form(
+    request: Request, services: Services, *, files: bool = False, max_bytes: int = MAX_FORM_BYTES
+) -> Form:
+    """The posted form, after its CSRF token was checked (403 otherwise). ``max_bytes`` raises
+    the cap of an url-encoded form that carries a long list (the jobs page's image URLs)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
-        raw = await read_body(request, MAX_FORM_BYTES)
+        raw = await read_body(request, max_bytes)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -18,6 +18,13 @@ MESSAGES = {
     "restricted": "Processing is restricted: no alt text is generated for this account until "
     "you lift the restriction.",
     "lifted": "The restriction is lifted: you can generate alt text again.",
+    "job_started": "Your job has started. It is at the top of the table below; reload the page "
+    "to follow its progress.",
+    "job_cancelled": "The job is cancelled: no new image starts. Images already being described "
+    "finish, and are charged only if they succeed.",
+    "secret_rotated": "The signing secret is rotated. For the next 24 hours deliveries are signed "
+    "with both the new and the previous secret: reveal the new one below and update your "
+    "receiver.",
     "erased": "Your account is deleted. Only the accounting records the law requires are kept, "
     "without your name or address.",
 }
