@@ -11,7 +11,7 @@ import pytest
 from alttext.sitetools.documents import decode, load
 from alttext.sitetools.edits import edit_for, html_escape, markdown_escape
 from alttext.sitetools.fixing import FixOptions, Summary, fix_document, write
-from tests.sitetools.helpers import FakeGenerator, assert_only_alt_changed
+from tests.sitetools.helpers import FakeGenerator, assert_only_alt_changed, events
 
 DOCS = [
     "malformed.html",
@@ -65,32 +65,6 @@ async def test_fix_without_write_changes_nothing_and_diffs(site: Path) -> None:
     assert diff.startswith(f"--- a/{site / 'valid.html'}")
     assert '+<header><a href="/"><img alt="Go to / &amp; more 1" src="img/logo.png"' in diff
     assert summary.as_dict() == {"files": 1, "images": 4, "fixed": 3, "skipped": 0, "credits": 3}
-
-
-class Events(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.events: list[tuple[object, ...]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        kept = [(k, v) for k, v in attrs if not (tag == "img" and k == "alt")]
-        self.events.append(("start", tag, kept))
-
-    def handle_endtag(self, tag: str) -> None:
-        self.events.append(("end", tag))
-
-    def handle_data(self, data: str) -> None:
-        self.events.append(("data", data))
-
-    def handle_comment(self, data: str) -> None:
-        self.events.append(("comment", data))
-
-
-def events(text: str) -> list[tuple[object, ...]]:
-    parser = Events()
-    parser.feed(text)
-    parser.close()
-    return parser.events
 
 
 @pytest.mark.parametrize("name", ["valid.html", "crlf-bom.html"])

@@ -83,3 +83,54 @@ def test_real_world_readmes_are_scanned(tmp_path: Path) -> None:
     httpx_html = load(CORPUS / "httpx-README.html")
     assert [i.src for i in httpx_md.images] == [i.src for i in httpx_html.images]
     assert len(load(CORPUS / "fastapi-README.md").images) >= 20
+
+
+def test_attribute_values_follow_the_standards_character_reference_rule() -> None:
+    # In an attribute, a legacy reference without ";" stays as written when "=" or a letter or
+    # digit follows (``&copy=2``, ``&section``): a query string is not turned into "©=2§ion".
+    doc = parse(
+        "x.html",
+        '<img src="a.png?x=1&copy=2&section=3&amp;y=4&lt;5&#38;z&notit" alt="R&D &copy 2025 &not;ok'
+        '&notin; &AMP; &#x26;">',
+        "html",
+    )
+    image = doc.images[0]
+    assert image.src == "a.png?x=1&copy=2&section=3&y=4<5&z&notit"
+    assert image.alt == "R&D © 2025 ¬ok∉ & &"
+    md = parse("x.md", '<img src="b.png?a=1&times=2" alt="&copy=">\n', "markdown")
+    assert (md.images[0].src, md.images[0].alt) == ("b.png?a=1&times=2", "&copy=")
+    found = srcs("mixed-eol.html")
+    assert "img/query.png?maat=1&copy=2&section=3&kleur=rood" in found
+
+
+def test_abruptly_closed_empty_comments_end_at_their_own_gt() -> None:
+    # ``<!-->`` and ``<!--->`` are whole (empty) comments in HTML and CommonMark alike.
+    for opener in ("<!-->", "<!--->"):
+        html_doc = parse("x.html", f'{opener}<img src="a.png"><!-- <img src="b.png"> -->', "html")
+        assert [i.src for i in html_doc.images] == ["a.png"], opener
+        md = parse("x.md", f"Text {opener} ![](a.png)\n\n<!-- ![](b.png) -->\n", "markdown")
+        assert [i.src for i in md.images] == ["a.png"], opener
+
+
+def test_markdown_inside_html_blocks_is_text() -> None:
+    # CommonMark: a line opening an HTML block makes the block raw HTML up to its end (a blank
+    # line for <div>, the comment's end for <!--), so ``![](…)`` in it is text, not an image;
+    # <img> in it is HTML and still found.
+    doc = parse(
+        "x.md",
+        '<div align="center">\n![](a.png)\n<img src="b.png">\n</div>\n\n![](c.png)\n\n'
+        "<!-- note --> ![](d.png)\n\n<custom-element>\n![](e.png)\n\n"
+        "Paragraph\n<span>\n![](f.png)\n",
+        "markdown",
+    )
+    assert [i.src for i in doc.images] == ["b.png", "c.png", "f.png"]
+
+
+def test_markdown_angle_bracket_destinations_are_not_html_tags() -> None:
+    doc = load(CORPUS / "mixed-eol.md")
+    on_14 = [(i.column, i.kind, i.src) for i in doc.images if i.line == 14]
+    assert on_14 == [(1, "markdown", "img/md angle.png")]  # [link](<img/md link.png>) is no image
+    doc = parse("x.md", "[![](<img/a b.png>)](<img/c d.png>)\n", "markdown")
+    assert [(i.kind, i.src, i.link_target) for i in doc.images] == [
+        ("markdown", "img/a b.png", "img/c d.png")
+    ]

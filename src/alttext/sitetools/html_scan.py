@@ -1,9 +1,11 @@
 """A careful HTML tokenizer over the original text: tags and attributes with exact offsets.
 
 It follows the HTML standard's tokenizer where it matters for editing: comments, raw-text
-elements (script, style, textarea, title, xmp), CDATA and doctypes are skipped, attribute values
-may be double-, single- or unquoted, a ``>`` inside a quoted value does not end the tag, the first
-of duplicate attributes wins, and a tag left open at the end of the file is not a tag. Context
+elements (script, style, textarea, title, xmp), CDATA and doctypes are skipped (``<!-->`` and
+``<!--->`` are whole empty comments), attribute values may be double-, single- or unquoted, a
+``>`` inside a quoted value does not end the tag, the first of duplicate attributes wins,
+character references in values follow the attribute rule (``?a=1&copy=2`` stays as written), and
+a tag left open at the end of the file is not a tag. Context
 (link, heading, figure caption, paragraph, ``<html lang>``) comes from the same token stream.
 """
 
@@ -13,6 +15,7 @@ import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html.entities import html5 as _HTML5
 
 from alttext.sitetools.model import Image, line_col, line_starts
 
@@ -36,6 +39,32 @@ _TEMPLATE = re.compile(r"\{\{|\{%|\{#|<%|<\?|\$\{")
 _SPACE = " \t\n\r\f"
 # Framework bindings set alt at run time: ``:alt``, ``v-bind:alt``, ``[alt]``, ``[attr.alt]``.
 _BOUND_ALT = re.compile(r"(?:^|[:.\[])alt\]?$")
+
+
+_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
+
+
+def unescape_attribute(value: str) -> str:
+    """An attribute value's character references decoded as the HTML standard does: like
+    :func:`html.unescape`, except that a legacy named reference without ``;`` stays as written
+    when ``=`` or an ASCII letter or digit follows it (``&copy=2``, ``&section``), "for
+    historical reasons" -- so query strings in ``src`` and ``href`` survive."""
+    if "&" not in value:
+        return value
+    return _CHARREF.sub(_attribute_reference, value)
+
+
+def _attribute_reference(m: re.Match[str]) -> str:
+    name = m.group(1)
+    if name.startswith("#") or name in _HTML5:
+        return html.unescape(m.group(0))
+    for k in range(len(name) - 1, 1, -1):  # the longest legacy name, as html.unescape does
+        if name[:k] in _HTML5:
+            after = name[k]
+            if after == "=" or (after.isascii() and after.isalnum()):
+                return m.group(0)
+            return _HTML5[name[:k]] + name[k:]
+    return m.group(0)
 
 
 @dataclass
@@ -104,7 +133,7 @@ def _parse_tag(text: str, start: int, name_start: int, closing: bool) -> Tag | N
                 while k < n and text[k] not in _SPACE and text[k] != ">":
                     k += 1
                 span, quote, i = (j, k), "", k
-            value = html.unescape(text[span[0] : span[1]])
+            value = unescape_attribute(text[span[0] : span[1]])
             if attr_name not in attrs:
                 attrs[attr_name] = Attr(attr_name, value, span, quote)
         elif attr_name not in attrs:
@@ -123,6 +152,9 @@ def tokens(text: str) -> Iterator[Tag | tuple[int, int]]:
             yield (pos, m.start())
         opener = m.group(0)
         if opener == "<!--":
+            if text.startswith((">", "->"), m.end()):  # <!--> and <!--->: empty comments
+                pos = text.index(">", m.end()) + 1
+                continue
             end = text.find("-->", m.end())
             pos = n if end < 0 else end + 3
             continue

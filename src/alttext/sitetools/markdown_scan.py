@@ -3,14 +3,16 @@
 the only content of a link ``[![alt](src)](href)``, and HTML ``<img>`` inside Markdown.
 
 Fenced and indented code blocks, code spans, HTML comments and front matter are masked out
-first (replaced by spaces of the same length), so nothing in them is ever found or edited.
+first (replaced by spaces of the same length), so nothing in them is ever found or edited. In an
+HTML block (CommonMark's seven kinds, such as a ``<div>`` line up to the next blank line) only
+``<img>`` tags are images: Markdown there is text.
 """
 
 from __future__ import annotations
 
 import re
 
-from alttext.sitetools.html_scan import scan_html
+from alttext.sitetools.html_scan import scan_html, unescape_attribute
 from alttext.sitetools.model import Image, line_col, line_starts
 
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})[^\n]*$", re.MULTILINE)
@@ -18,7 +20,32 @@ _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r
 _FM_LANG = re.compile(r"^(?:lang|language|locale)\s*:\s*[\"']?([A-Za-z]{2,3}(?:[-_]\w+)*)", re.M)
 _REF_DEF = re.compile(r"^ {0,3}\[((?:[^\]\\]|\\.)+)\]:[ \t]*(<[^>\n]*>|\S+)", re.MULTILINE)
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$|^(.+)\r?\n {0,3}(?:=+|-+)[ \t]*$", re.M)
+_ANGLE_DESTINATION = re.compile(r"\]\([ \t]*(?:\r?\n[ \t]*)?(<[^<>\n]*>)")
 _LIST_ITEM = re.compile(r"^ {0,3}(?:[-*+]|\d{1,9}[.)])[ \t]")
+_BLOCK_TAGS = (
+    "address|article|aside|base|basefont|blockquote|body|caption|center|col|colgroup|dd|details|"
+    "dialog|dir|div|dl|dt|fieldset|figcaption|figure|footer|form|frame|frameset|h[1-6]|head|"
+    "header|hr|html|iframe|legend|li|link|main|menu|menuitem|nav|noframes|ol|optgroup|option|p|"
+    "param|search|section|summary|table|tbody|td|tfoot|th|thead|title|tr|track|ul"
+)
+# CommonMark's HTML block starts, kinds 1-6, with the end of each (None: the next blank line).
+_HTML_BLOCKS: list[tuple[re.Pattern[str], re.Pattern[str] | None]] = [
+    (
+        re.compile(r" {0,3}<(?:pre|script|style|textarea)(?:[ \t>]|$)", re.I),
+        re.compile(r"</(?:pre|script|style|textarea)>", re.I),
+    ),
+    (re.compile(r" {0,3}<!--"), re.compile(r"-->")),
+    (re.compile(r" {0,3}<\?"), re.compile(r"\?>")),
+    (re.compile(r" {0,3}<![A-Za-z]"), re.compile(r">")),
+    (re.compile(r" {0,3}<!\[CDATA\["), re.compile(r"\]\]>")),
+    (re.compile(rf" {{0,3}}</?(?:{_BLOCK_TAGS})(?:[ \t]|/?>|$)", re.I), None),
+]
+# Kind 7: a line that is only a complete open or closing tag; it cannot interrupt a paragraph.
+_ATTRIBUTE = r"""[ \t]+[A-Za-z_:][\w.:-]*(?:[ \t]*=[ \t]*(?:[^\s"'=<>`]+|'[^']*'|"[^"]*"))?"""
+_HTML_BLOCK_7 = re.compile(
+    rf" {{0,3}}(?:<[A-Za-z][A-Za-z0-9-]*(?:{_ATTRIBUTE})*[ \t]*/?>|</[A-Za-z][A-Za-z0-9-]*[ \t]*>)"
+    r"[ \t]*$"
+)
 
 
 def _blank(text: str, start: int, end: int) -> str:
@@ -27,6 +54,12 @@ def _blank(text: str, start: int, end: int) -> str:
 
 def mask(text: str) -> tuple[str, str | None]:
     """The text with code, comments and front matter blanked; and the front matter's language."""
+    out, lang = _mask_blocks(text)
+    return _mask_inline(out), lang
+
+
+def _mask_blocks(text: str) -> tuple[str, str | None]:
+    """Front matter and fenced and indented code blanked; the front matter's language."""
     out = text
     lang: str | None = None
 
@@ -52,12 +85,49 @@ def mask(text: str) -> tuple[str, str | None]:
         end = len(out) if c is None else c.end()
         put(m.start(), end)
         pos = end
-    out = _mask_indented(out)
-    for m in re.finditer(r"<!--.*?(?:-->|\Z)", out, re.S):
-        put(m.start(), m.end())
-    for m in re.finditer(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", out, re.S):
-        put(m.start(), m.end())
-    return out, lang
+    return _mask_indented(out), lang
+
+
+def _mask_inline(text: str) -> str:
+    """HTML comments and code spans blanked."""
+    out = text
+    for pattern in (r"<!---?>|<!--.*?(?:-->|\Z)", r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)"):
+        for m in re.finditer(pattern, out, re.S):
+            out = out[: m.start()] + _blank(out, m.start(), m.end()) + out[m.end() :]
+    return out
+
+
+def _html_blocks(text: str) -> list[tuple[int, int]]:
+    """Spans of the HTML blocks of ``text`` (code already blanked), at the top level."""
+    spans: list[tuple[int, int]] = []
+    start = -1
+    end: re.Pattern[str] | None = None
+    in_paragraph = False
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        blank = not body.strip()
+        if start < 0:
+            for begin, block_end in _HTML_BLOCKS:
+                if begin.match(body):
+                    start, end = pos, block_end
+                    break
+            else:
+                if not in_paragraph and _HTML_BLOCK_7.match(body):
+                    start, end = pos, None
+        if start >= 0 and (end.search(body) if end is not None else blank):
+            spans.append((start, pos + len(line)))
+            start = -1
+            blank = True  # what follows an HTML block is no paragraph continuation
+        in_paragraph = not blank and start < 0
+        pos += len(line)
+    if start >= 0:
+        spans.append((start, len(text)))
+    return spans
+
+
+def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
+    return any(a <= offset < b for a, b in spans)
 
 
 def _mask_indented(text: str) -> str:
@@ -145,20 +215,26 @@ def _plain(s: str) -> str:
 
 
 def scan_markdown(text: str) -> tuple[list[Image], str | None]:
-    masked, lang = mask(text)
+    without_code, lang = _mask_blocks(text)
+    raw_html = _html_blocks(without_code)
+    masked = _mask_inline(without_code)
     refs: dict[str, tuple[str, str]] = {}
     for m in _REF_DEF.finditer(masked):
-        refs.setdefault(_norm_label(m.group(1)), (m.group(2).strip("<>"), ""))
+        if not _inside(raw_html, m.start()):
+            refs.setdefault(_norm_label(m.group(1)), (m.group(2).strip("<>"), ""))
     starts = line_starts(text)
     images: list[Image] = []
     for m in re.finditer(r"!\[", masked):
-        if m.start() > 0 and masked[m.start() - 1] == "\\":
+        if (m.start() > 0 and masked[m.start() - 1] == "\\") or _inside(raw_html, m.start()):
             continue
         image = _inline_image(text, masked, m.start(), refs, starts)
         if image is not None:
             images.append(image)
     for m in _REF_DEF.finditer(masked):  # a definition's <destination> is no HTML tag
         masked = masked[: m.start()] + _blank(masked, m.start(), m.end()) + masked[m.end() :]
+    for m in _ANGLE_DESTINATION.finditer(masked):  # nor is a link's or image's ](<img/a b.png>)
+        a, b = m.span(1)
+        masked = masked[:a] + _blank(masked, a, b) + masked[b:]
     html_images, html_lang = scan_html(masked, line_text=text)
     for image in html_images:
         if image.alt_span is not None:  # values come from the original text
@@ -170,10 +246,8 @@ def scan_markdown(text: str) -> tuple[list[Image], str | None]:
 
 
 def _html_alt(text: str, image: Image) -> str:
-    import html
-
     assert image.alt_span is not None
-    return html.unescape(text[image.alt_span[0] : image.alt_span[1]])
+    return unescape_attribute(text[image.alt_span[0] : image.alt_span[1]])
 
 
 def _inline_image(
