@@ -17,7 +17,7 @@ endif
 RUN := $(UV) run --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint bench check-lock clean
+.PHONY: install run test lint bench check-lock audit clean
 
 $(LOCAL_UV): tools/bootstrap_uv.py
 	$(PYTHON) tools/bootstrap_uv.py $@
@@ -43,12 +43,45 @@ lint: install
 	$(RUN) ruff format --check src tests bench tools/bootstrap_uv.py
 	$(RUN) mypy
 
+# Writes docs/benchmarks.md and docs/benchmarks.json (about 10 minutes on 2 cores).
+# `make bench BENCH_QUICK=1`: the short plan, into var/bench/ (sizes and caps: bench/plan.py).
 bench: install
 	$(RUN) python bench/run.py
 
 # uv.lock still matches pyproject.toml (after editing dependencies: `$(UV) lock`).
 check-lock: $(UV)
 	$(UV) lock --check
+
+# Known vulnerabilities in uv.lock (every group; not our own alttext-client, a path package that
+# a same-named project on PyPI must not stand in for), by pip-audit with its default service
+# (PyPI's advisory data). pip-audit runs from uv's tool cache, not from the project's environment.
+# Each advisory ignored is listed, with its reason, in .ci/pip-audit-ignore.txt. The service is
+# first asked about a canary, requests 2.19.0 (CVE-2018-18074): if it does not know that one, it
+# cannot be reached and nothing would be audited, so the target fails (or, with
+# AUDIT_IF_UNREACHABLE=warn, says so loudly and succeeds).
+PIP_AUDIT ?= pip-audit==2.10.1
+AUDIT_IF_UNREACHABLE ?= fail
+audit: $(UV)
+	@set -euo pipefail; tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	ignores=(); \
+	while read -r id reason; do \
+	  [[ -z "$$id" || "$$id" == \#* ]] && continue; \
+	  [[ -n "$$reason" ]] || { echo "audit: $$id in .ci/pip-audit-ignore.txt needs a reason" >&2; exit 1; }; \
+	  ignores+=(--ignore-vuln "$$id"); \
+	done < .ci/pip-audit-ignore.txt; \
+	audit=($(UV) tool run --from '$(PIP_AUDIT)' pip-audit --disable-pip --progress-spinner off); \
+	echo 'requests==2.19.0' > "$$tmp/canary.txt"; \
+	"$${audit[@]}" -r "$$tmp/canary.txt" --no-deps --format json --aliases on \
+	  > "$$tmp/canary.json" 2>/dev/null || true; \
+	if ! grep -q CVE-2018-18074 "$$tmp/canary.json"; then \
+	  echo "audit: NOT AUDITED: pip-audit's vulnerability service did not report CVE-2018-18074 in" \
+	    "requests 2.19.0 (the canary), so it cannot be reached from this machine" >&2; \
+	  [[ "$(AUDIT_IF_UNREACHABLE)" == warn ]] && exit 0 || exit 1; \
+	fi; \
+	$(UV) export --frozen --no-emit-project --no-emit-package alttext-client \
+	  --format requirements-txt --quiet > "$$tmp/requirements.txt"; \
+	echo "audit: $$(grep -c '==' "$$tmp/requirements.txt") locked packages, $$(( $${#ignores[@]} / 2 )) advisories ignored"; \
+	"$${audit[@]}" --strict -r "$$tmp/requirements.txt" $${ignores[@]+"$${ignores[@]}"}
 
 clean:
 	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache .tools

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -67,15 +68,24 @@ async def timed(provider: LocalProvider, images: list[Image.Image], runs: int) -
     return times
 
 
-def row(name: str, times: list[float]) -> str:
-    median, best = statistics.median(times) * 1000, min(times) * 1000
-    return f"| {name} | {len(times)} | {median:.0f} | {best:.0f} |"
+def row(name: str, times: list[float]) -> dict[str, object]:
+    return {
+        "input": name,
+        "runs": len(times),
+        "median_ms": round(statistics.median(times) * 1000, 1),
+        "min_ms": round(min(times) * 1000, 1),
+    }
+
+
+def row_text(r: dict[str, object]) -> str:
+    return f"| {r['input']} | {r['runs']} | {r['median_ms']:.0f} | {r['min_ms']:.0f} |"
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="ONNX intra-op threads")
+    parser.add_argument("--json", type=Path, help="also write every number here")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -99,8 +109,21 @@ async def main() -> None:
     print(f"ImageClassifier load: {classifier_load * 1000:.0f} ms\n")
     print("| input | runs | median ms | min ms |")
     print("|---|---|---|---|")
-    print("\n".join(rows))
+    print("\n".join(row_text(r) for r in rows))
     print(f"\nSample reply for the text image: {reply.content}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "cpu_count": os.cpu_count(),
+                    "onnx_threads": threads,
+                    "ocr_reader_load_ms": round(load * 1000, 1),
+                    "classifier_load_ms": round(classifier_load * 1000, 1),
+                    "rows": rows,
+                    "sample_reply": reply.content,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

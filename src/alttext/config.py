@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_MODELS = "google/gemini-2.5-flash-lite,qwen/qwen2.5-vl-72b-instruct"
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development", "test"}
 DEV_SECRET = "dev-only-secret-key-not-for-production"  # noqa: S105 - refused in production
+# Words that mark a value copied from an example (.env.example) and never replaced.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "replace-me")
 
 
 class Settings(BaseSettings):
@@ -58,6 +60,8 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(15.0, gt=0, le=120)
     max_inflight_mb: int = Field(512, ge=16, le=65536)
     workers: int | None = Field(None, ge=1, le=64)  # image/OCR pool size; default: cores
+    # The result cache (alttext.result_cache): how long an answer is kept; 0 turns it off.
+    cache_ttl_s: float = Field(86_400, ge=0, le=30 * 86_400)
 
     # Accounts, money and limits.
     price_per_image_usd: float = Field(0.03, gt=0, le=100)
@@ -120,20 +124,69 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
-        if self.env == "production":
-            if self.secret_key in PLACEHOLDER_SECRETS | {DEV_SECRET} or len(self.secret_key) < 32:
-                raise ValueError(
-                    "ALTTEXT_SECRET_KEY must be set to a random value of 32+ characters "
-                    "in production (for example: python -c 'import secrets; "
-                    "print(secrets.token_urlsafe(48))')"
-                )
-            if self.allow_private_urls:
-                raise ValueError("ALTTEXT_ALLOW_PRIVATE_URLS is for local testing only")
+        if self.env == "production" and (refusals := self._production_refusals()):
+            # Every problem at once, so one round of fixes is enough (docs/configuration.md).
+            raise ValueError("ALTTEXT_ENV=production refuses to start:\n- " + "\n- ".join(refusals))
         if self.resolved_provider == "openai" and not self.openai_base_url:
             raise ValueError("ALTTEXT_PROVIDER=openai needs ALTTEXT_OPENAI_BASE_URL")
         if self.provider == "openrouter" and not self.openrouter_api_key:
             raise ValueError("ALTTEXT_PROVIDER=openrouter needs ALTTEXT_OPENROUTER_API_KEY")
         return self
+
+    def _production_refusals(self) -> list[str]:
+        """What production must not run with, each naming its setting and the fix."""
+        refusals: list[str] = []
+        if (
+            _placeholder(self.secret_key)
+            or self.secret_key == DEV_SECRET
+            or len(self.secret_key) < 32
+        ):
+            refusals.append(
+                "ALTTEXT_SECRET_KEY must be set to a random value of 32+ characters "
+                "in production (for example: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        if self.allow_private_urls:
+            refusals.append(
+                "ALTTEXT_ALLOW_PRIVATE_URLS is for local testing only: unset it (or set it to "
+                "false), so image URLs cannot reach private or loopback addresses"
+            )
+        # No debug switch exists (no reload, no framework debug pages); DEBUG logging is the
+        # one way to turn debugging on, and libraries then log SQL parameters and addresses.
+        if self.log_level.strip().upper() in ("DEBUG", "NOTSET"):
+            refusals.append(
+                f"ALTTEXT_LOG_LEVEL={self.log_level} turns on debug logging, where libraries "
+                "write SQL parameters, e-mail addresses and request details: use INFO "
+                "(the default) or WARNING"
+            )
+        if not (self.smtp_url or "").strip():
+            refusals.append(
+                "ALTTEXT_SMTP_URL is unset, so mail (sign-up confirmations, password resets) "
+                "would only be written to the log, with addresses and one-time links: set it "
+                "to smtp://user:password@host:587 or smtps://user:password@host:465"
+            )
+        stripe_on = bool((self.stripe_secret_key or "").strip())
+        if stripe_on and not (self.stripe_webhook_secret or "").strip():
+            refusals.append(
+                "ALTTEXT_STRIPE_SECRET_KEY is set but ALTTEXT_STRIPE_WEBHOOK_SECRET is empty, "
+                "so no Stripe webhook can be verified and paid purchases would never be "
+                "credited: set it to the webhook endpoint's signing secret (whsec_…, see "
+                "docs/stripe.md), or unset ALTTEXT_STRIPE_SECRET_KEY to turn billing off"
+            )
+        for name in ("smtp_url", "stripe_secret_key", "stripe_webhook_secret"):
+            value = getattr(self, name)
+            if value and value.strip() and _placeholder(value):
+                refusals.append(
+                    f"ALTTEXT_{name.upper()} still holds an example's placeholder "
+                    "(change-me): replace it with the real value"
+                )
+        for name in ("database_url", "redis_url"):
+            if _placeholder(getattr(self, name) or "", exact=False):
+                refusals.append(
+                    f"ALTTEXT_{name.upper()} still holds an example's placeholder password "
+                    "(change-me): set a real password on the server and in the URL"
+                )
+        return refusals
 
     @property
     def resolved_provider(self) -> Literal["openrouter", "openai", "local"]:
@@ -152,3 +205,12 @@ class Settings(BaseSettings):
             rest = self.database_url[len(prefix) :]
             return None if rest in ("", ":memory:") else Path(rest)
         return None
+
+
+def _placeholder(value: str, *, exact: bool = True) -> bool:
+    """An example's value never replaced: a known placeholder, or one of its marker words.
+    ``exact=False`` looks at the markers only (a URL is never a bare placeholder)."""
+    lowered = value.strip().lower()
+    if exact and lowered in PLACEHOLDER_SECRETS:
+        return True
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)

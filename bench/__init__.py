@@ -1,0 +1,1 @@
+"""`make bench`: the benchmarks behind docs/benchmarks.md (run bench/run.py)."""
