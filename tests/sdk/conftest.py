@@ -1,8 +1,10 @@
 """The SDK against the real service: a real ``alttext serve`` process on a free port, a migrated
 SQLite database, accounts and keys made through the domain services, and small real HTTP
-servers (an image host, a proxy that loses answers) on 127.0.0.1.
+servers (an image host, a job site with slow images and HTML pages, a proxy that loses
+answers) on 127.0.0.1.
 
-The root project does not depend on ``alttext-client`` yet, so its source is put on sys.path.
+``alttext-client`` is a dev dependency of the root project (an editable install of
+sdk/python), so ``import alttext_client`` works like any installed package.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -25,12 +26,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.fixtures import running_image_host
+from tests.fakes.image_host import FakeImageHost
 from tests.fakes.server import serve_in_thread
 from tests.processes import free_port, service_process
 
-SDK_SRC = Path(__file__).resolve().parents[2] / "sdk" / "python" / "src"
-if str(SDK_SRC) not in sys.path:
-    sys.path.insert(0, str(SDK_SRC))
+T = TypeVar("T")
 
 STARTING_CREDITS = 25
 
@@ -80,9 +81,29 @@ class RunningService:
             finally:
                 await engine.dispose()
 
-        # From sync and async tests alike: a thread has no running loop.
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, create()).result()
+        return _in_thread(create())
+
+    def grant(self, account_id: str, credits: int) -> None:
+        """An admin grant (a credit increase: a paused job resumes by itself)."""
+
+        async def book() -> None:
+            from alttext.billing.ledger import grant
+            from alttext.db import create_engine, session_factory, transaction
+
+            engine = create_engine(self.database_url)
+            try:
+                async with transaction(session_factory(engine)) as session:
+                    await grant(session, account_id, credits, reason="sdk test")
+            finally:
+                await engine.dispose()
+
+        _in_thread(book())
+
+
+def _in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    # From sync and async tests alike: a thread has no running loop.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _start(tmp: Path, template: Path, extra_env: dict[str, str]) -> Iterator[RunningService]:
@@ -98,6 +119,10 @@ def _start(tmp: Path, template: Path, extra_env: dict[str, str]) -> Iterator[Run
         "ALTTEXT_WORKERS": "2",
         "ALTTEXT_ALLOW_PRIVATE_URLS": "true",  # the image host is on 127.0.0.1
         "ALTTEXT_CACHE_TTL_S": "0",
+        # Jobs as in tests/jobs/helpers.py FAST_JOBS: quick sweeps, short leases, no crawl delay.
+        "ALTTEXT_JOB_SWEEP_S": "0.2",
+        "ALTTEXT_JOB_LEASE_S": "3",
+        "ALTTEXT_CRAWL_DELAY_S": "0",
         **extra_env,
     }
     port = free_port()
@@ -160,19 +185,57 @@ def image_host() -> Iterator[ImageHost]:
 
 
 @dataclass
+class JobSite:
+    """Images (and HTML pages) for jobs, on a fake image host on 127.0.0.1."""
+
+    host: FakeImageHost
+    served: list[int] = field(default_factory=lambda: [0])
+
+    def images(self, count: int, *, delay_s: float = 0.0) -> list[str]:
+        """``count`` different PNGs; each answer waits ``delay_s`` first (a slow host keeps
+        a job running long enough to watch it, or to cancel it)."""
+        urls = []
+        for _ in range(count):
+            n = self.served[0] = self.served[0] + 1
+            path, body = f"/img/{n}.png", photo((160, 120), seed=100 + n)
+
+            def respond(handler: Any, stop: Any, body: bytes = body) -> None:
+                if delay_s:
+                    stop.wait(delay_s)
+                handler.send_body(200, body, {"Content-Type": "image/png"})
+
+            self.host.route(path, respond)
+            urls.append(self.host.url(path))
+        return urls
+
+    def page(self, path: str, html: str) -> str:
+        self.host.image(path, html.encode(), content_type="text/html; charset=utf-8")
+        return self.host.url(path)
+
+
+@pytest.fixture
+def job_site() -> Iterator[JobSite]:
+    with running_image_host() as host:
+        yield JobSite(host)
+
+
+@dataclass
 class LossyProxy:
     """Forwards to the service; the first ``lose`` POSTs are run by the service but their
-    answers are replaced by 503 + Retry-After, as if a load balancer lost them."""
+    answers are replaced by ``status[0]`` (503 by default; 429 too) + Retry-After, as if a load
+    balancer lost them."""
 
     base_url: str
     seen: list[tuple[str, str | None, int]]  # (path, Idempotency-Key, status sent back)
     lose: list[int]
+    status: list[int] = field(default_factory=lambda: [503])
 
 
 @pytest.fixture
 def lossy_proxy(sdk_service: RunningService) -> Iterator[LossyProxy]:
     seen: list[tuple[str, str | None, int]] = []
     lose = [0]
+    status = [503]
 
     async def forward(request: Request) -> Response:
         headers = {
@@ -189,17 +252,19 @@ def lossy_proxy(sdk_service: RunningService) -> Iterator[LossyProxy]:
         key = request.headers.get("idempotency-key")
         if request.method == "POST" and lose[0] > 0:
             lose[0] -= 1
-            seen.append((request.url.path, key, 503))
+            lost = status[0]
+            code = "rate_limited" if lost == 429 else "service_unavailable"
+            seen.append((request.url.path, key, lost))
             return JSONResponse(
                 {
-                    "type": "https://alttext.dev/errors/service_unavailable",
-                    "title": "Service unavailable",
-                    "status": 503,
+                    "type": f"https://alttext.dev/errors/{code}",
+                    "title": "Lost answer",
+                    "status": lost,
                     "detail": "The proxy lost the answer (test).",
-                    "code": "service_unavailable",
+                    "code": code,
                     "request_id": upstream.headers.get("x-request-id"),
                 },
-                status_code=503,
+                status_code=lost,
                 headers={"Retry-After": "1"},
                 media_type="application/problem+json",
             )
@@ -213,7 +278,7 @@ def lossy_proxy(sdk_service: RunningService) -> Iterator[LossyProxy]:
 
     app = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
     with serve_in_thread(app, "lossy proxy") as port:
-        yield LossyProxy(f"http://127.0.0.1:{port}", seen, lose)
+        yield LossyProxy(f"http://127.0.0.1:{port}", seen, lose, status)
 
 
 RecordHook = Callable[[httpx.Request], None]

@@ -7,7 +7,7 @@ result = client.alt_text.create("photo.jpg", context="Our team at the 2025 meetu
 print(result.alt_text)
 """
 
-from alttext_client._client import AltText, AsyncAltText
+from alttext_client._client import AltText, AsyncAltText, AsyncJob, AsyncJobList, Job, JobList
 from alttext_client._version import __version__
 from alttext_client.errors import (
     AltTextError,
@@ -22,6 +22,7 @@ from alttext_client.errors import (
     InternalServerError,
     InvalidImageError,
     InvalidRequestError,
+    JobTimeoutError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -39,6 +40,14 @@ from alttext_client.types import (
     BatchItemResult,
     Checkout,
     CreatedApiKey,
+    ItemStatus,
+    JobCounts,
+    JobInfo,
+    JobItem,
+    JobResult,
+    JobResultList,
+    JobSource,
+    JobStatus,
     KeyList,
     Model,
     ModelList,
@@ -47,6 +56,9 @@ from alttext_client.types import (
     TransactionList,
     UsagePeriod,
     UsageReport,
+    WebhookDelivery,
+    WebhookDeliveryList,
+    WebhookSecret,
 )
 
 __all__ = [
@@ -58,6 +70,8 @@ __all__ = [
     "AltTextResult",
     "ApiKey",
     "AsyncAltText",
+    "AsyncJob",
+    "AsyncJobList",
     "AuthenticationError",
     "Batch",
     "BatchItemResult",
@@ -71,6 +85,17 @@ __all__ = [
     "InternalServerError",
     "InvalidImageError",
     "InvalidRequestError",
+    "ItemStatus",
+    "Job",
+    "JobCounts",
+    "JobInfo",
+    "JobItem",
+    "JobList",
+    "JobResult",
+    "JobResultList",
+    "JobSource",
+    "JobStatus",
+    "JobTimeoutError",
     "KeyList",
     "Model",
     "ModelList",
@@ -87,5 +112,8 @@ __all__ = [
     "UpstreamUnavailableError",
     "UsagePeriod",
     "UsageReport",
+    "WebhookDelivery",
+    "WebhookDeliveryList",
+    "WebhookSecret",
     "__version__",
 ]

@@ -13,11 +13,12 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -27,11 +28,12 @@ from alttext_client.errors import (
     AltTextError,
     APIConnectionError,
     APITimeoutError,
+    JobTimeoutError,
     from_response,
     parse_retry_after,
     problem_of,
 )
-from alttext_client.types import AltTextResult, Batch
+from alttext_client.types import AltTextResult, Batch, JobInfo, JobItem, JobResultList
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -41,6 +43,9 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BUDGET = 120.0
 MAX_BATCH_ITEMS = 50
+MAX_JOB_ITEMS = 10_000
+DEFAULT_RESULTS_PAGE = 100  # results per request when iterating a job's results
+DEFAULT_JOBS_PAGE = 100  # jobs per request when iterating the account's jobs
 # Retry-After and backoff: never wait longer than this once.
 MAX_SINGLE_WAIT = 60.0
 BACKOFF_BASE = 0.5
@@ -194,6 +199,10 @@ def _no_content(response: httpx.Response) -> None:
     return None
 
 
+def _text(response: httpx.Response) -> str:
+    return response.content.decode("utf-8-sig")
+
+
 def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
@@ -264,6 +273,98 @@ def batch_request(
     )
 
 
+JobItemInput = str | Mapping[str, Any] | JobItem
+"""A job item: an ``http(s)`` image URL, a ``JobItem``, or a mapping with its keys
+(``image_url`` and optionally ``id``, ``context``, ``role``, ``link_target``, ``language``)."""
+
+
+def _is_http_url(value: object) -> bool:
+    return isinstance(value, str) and value[:8].lower().startswith(("http://", "https://"))
+
+
+def job_item(index: int, item: JobItemInput) -> dict[str, Any]:
+    """One job item as JSON. A job holds URLs only: the service fetches each image itself."""
+    if isinstance(item, JobItem):
+        return item.model_dump(exclude_none=True)
+    if isinstance(item, str):
+        fields: dict[str, Any] = {"image_url": item}
+    elif isinstance(item, Mapping):
+        fields = {k: _jsonable(v) for k, v in item.items() if v is not None}
+    else:
+        raise TypeError(
+            f"job item {index}: an image URL, a JobItem or a mapping, not {type(item).__name__}"
+        )
+    if not _is_http_url(fields.get("image_url")):
+        raise ValueError(
+            f"job item {index}: image_url must be an http(s) URL the service can fetch "
+            "(send local files with alt_text.create or alt_text.batch)"
+        )
+    return fields
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def job_create_request(
+    items: Iterable[JobItemInput] | None,
+    source: str | None,
+    defaults: Mapping[str, Any] | None,
+    overwrite: bool,
+    max_pages: int | None,
+    webhook_url: str | None,
+    idempotency_key: str | None,
+) -> Request:
+    """``POST /v1/jobs``, always with an Idempotency-Key: a retried creation never makes two
+    jobs."""
+    if (items is None) == (source is None):
+        raise ValueError("give exactly one of items and source")
+    body: dict[str, Any] = {}
+    if items is not None:
+        if isinstance(items, (str, bytes, Mapping)):
+            raise TypeError("items is a list of image URLs or items, not a single one")
+        listed = [job_item(i, item) for i, item in enumerate(items)]
+        if not 1 <= len(listed) <= MAX_JOB_ITEMS:
+            raise ValueError(f"a job holds 1 to {MAX_JOB_ITEMS} items")
+        if max_pages is not None:
+            raise ValueError("max_pages is for source jobs (source=url)")
+        body["items"] = listed
+    else:
+        if not _is_http_url(source):
+            raise ValueError("source must be the http(s) URL of an HTML page or a sitemap")
+        body["source"] = {"url": source}
+        if max_pages is not None:
+            body["source"]["max_pages"] = max_pages
+    if overwrite:
+        body["overwrite"] = True
+    if defaults:
+        # Passed as given (None dropped): the service names any unknown or invalid option.
+        body["defaults"] = {k: _jsonable(v) for k, v in defaults.items() if v is not None}
+    if webhook_url is not None:
+        body["webhook_url"] = webhook_url
+    return Request(
+        "POST", "/jobs", json=body, idempotency_key=idempotency_key or new_idempotency_key()
+    )
+
+
+def page_params(
+    limit: int | None, starting_after: str | None, **extra: str | None
+) -> dict[str, str]:
+    """``?limit=&starting_after=`` (Stripe-style pages), plus any filters; None is left out."""
+    values = {
+        "limit": None if limit is None else str(limit),
+        "starting_after": starting_after,
+        **extra,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _job_path(job_id: str, suffix: str = "") -> str:
+    if not job_id:
+        raise ValueError("job_id is empty")
+    return f"/jobs/{quote(job_id, safe='')}{suffix}"
+
+
 def day(value: date | str | None) -> str | None:
     return value.isoformat() if isinstance(value, date) else value
 
@@ -309,6 +410,84 @@ class Ops:
     @staticmethod
     def delete(path: str, params: dict[str, str] | None = None) -> Operation[None]:
         return Operation(Request("DELETE", path, params=params or None), _no_content)
+
+    # -- bulk jobs: the clients' Job classes are passed in as ``model`` ----------------------
+
+    @staticmethod
+    def create_job(
+        model: type[M],
+        items: Iterable[JobItemInput] | None,
+        source: str | None,
+        defaults: Mapping[str, Any] | None,
+        overwrite: bool,
+        max_pages: int | None,
+        webhook_url: str | None,
+        idempotency_key: str | None,
+    ) -> Operation[M]:
+        request = job_create_request(
+            items, source, defaults, overwrite, max_pages, webhook_url, idempotency_key
+        )
+        return Operation(request, _model_parser(model))
+
+    @staticmethod
+    def get_job(job_id: str, model: type[M]) -> Operation[M]:
+        return Ops.get(_job_path(job_id), model)
+
+    @staticmethod
+    def cancel_job(job_id: str, model: type[M]) -> Operation[M]:
+        # Cancelling twice changes nothing: safe to retry.
+        return Operation(Request("DELETE", _job_path(job_id)), _model_parser(model))
+
+    @staticmethod
+    def list_jobs(model: type[M], limit: int | None, starting_after: str | None) -> Operation[M]:
+        return Ops.get("/jobs", model, page_params(limit, starting_after))
+
+    @staticmethod
+    def job_results(
+        job_id: str, limit: int | None, starting_after: str | None
+    ) -> Operation[JobResultList]:
+        params = page_params(limit, starting_after)
+        return Ops.get(_job_path(job_id, "/results"), JobResultList, params)
+
+    @staticmethod
+    def job_results_csv(job_id: str) -> Operation[str]:
+        request = Request("GET", _job_path(job_id, "/results"), params={"format": "csv"})
+        return Operation(request, _text)
+
+
+# -- waiting for a job ----------------------------------------------------------------------------
+
+
+@dataclass
+class Waiting:
+    """The decisions of one ``Job.wait``: after each poll, stop (None), or sleep so long, or
+    raise ``JobTimeoutError``. A paused job (out of credits) is waited for, as it resumes by
+    itself when credits arrive, unless ``until_paused``."""
+
+    poll_interval: float
+    timeout: float | None
+    until_paused: bool
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if not self.poll_interval > 0:
+            raise ValueError("poll_interval must be more than 0 seconds")
+        if self.timeout is not None and self.timeout < 0:
+            raise ValueError("timeout must be None or 0 seconds or more")
+
+    def after_poll(self, job: JobInfo) -> float | None:
+        if job.ended or (self.until_paused and job.status == "paused"):
+            return None
+        if self.timeout is None:
+            return self.poll_interval
+        left = self.started + self.timeout - time.monotonic()
+        if left <= 0:
+            raise JobTimeoutError(
+                f"job {job.id} is still {job.status} after {self.timeout:g} s "
+                f"({job.counts.done} of {job.total} items done)",
+                job=job,
+            )
+        return min(self.poll_interval, left)
 
 
 # -- retries -------------------------------------------------------------------------------------

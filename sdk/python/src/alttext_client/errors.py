@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from alttext_client.types import JobInfo
 
 __all__ = [
     "APIConnectionError",
@@ -32,6 +35,7 @@ __all__ = [
     "InternalServerError",
     "InvalidImageError",
     "InvalidRequestError",
+    "JobTimeoutError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -160,6 +164,15 @@ class UpstreamUnavailableError(UpstreamError):
 
 class UpstreamTimeoutError(UpstreamError):
     """504 ``upstream_timeout``."""
+
+
+class JobTimeoutError(AltTextError, TimeoutError):
+    """``Job.wait(timeout=...)`` ran out of time; ``job`` is the job as last seen (still
+    running, queued or paused). The job itself goes on: wait again, or cancel it."""
+
+    def __init__(self, message: str, *, job: JobInfo) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 _BY_CODE: dict[str, type[AltTextError]] = {
