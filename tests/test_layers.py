@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
                 "alttext.runtime",
                 "alttext.queue",
                 "alttext.metrics",
+                "alttext.result_cache",
             )
         ],
     ),

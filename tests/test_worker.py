@@ -5,28 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from alttext import scheduler
+from alttext.accounts.models import Account
 from alttext.accounts.service import create_account
 from alttext.billing.ledger import grant_starting_credits
-from alttext.billing.models import CreditReservation
+from alttext.billing.models import CreditEntry, CreditReservation
 from alttext.db import transaction
 from alttext.jobs import service as jobs_service
 from alttext.jobs import tasks as jobs_tasks
 from alttext.jobs.schemas import JobCreate
-from alttext.jobstore.models import JobItem
+from alttext.jobstore.models import Job, JobItem
 from alttext.process import open_process
 from alttext.worker import run_worker
 from tests.conftest import REDIS_URL, make_settings
 from tests.fakes.fixtures import running_image_host
-from tests.jobs.helpers import FAST_JOBS, wait_for
+from tests.fakes.openrouter import Slow
+from tests.jobs.helpers import FAST_JOBS, png, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -121,3 +124,122 @@ async def test_stopping_a_worker_hands_its_running_items_back(database_url: str)
                 )
             # The attempt was cancelled before or after reserving: never left holding a credit.
             assert held in (None, "released")
+
+
+def _worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "alttext", "worker"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.skipif(REDIS_URL is None, reason="needs ALTTEXT_TEST_REDIS_URL (CI sets it)")
+async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged_once(
+    database_url: str, fake_openrouter: Any
+) -> None:
+    """``alttext worker`` as an OS process, SIGTERMed while an item waits on the model: it
+    exits 0 within seconds, the item is pending again with its credit released (not lost, not
+    charged), and the next worker finishes it, charging exactly one credit."""
+    assert REDIS_URL is not None
+    settings = make_settings(database_url, redis_url=REDIS_URL, **FAST_JOBS)
+    env = {
+        "ALTTEXT_ENV": "test",
+        "ALTTEXT_DATABASE_URL": database_url,
+        "ALTTEXT_REDIS_URL": REDIS_URL,
+        "ALTTEXT_SECRET_KEY": settings.secret_key,
+        "ALTTEXT_PROVIDER": "openrouter",
+        "ALTTEXT_OPENROUTER_API_KEY": fake_openrouter.api_key,
+        "ALTTEXT_OPENROUTER_BASE_URL": fake_openrouter.base_url,
+        "ALTTEXT_MODELS": "google/gemini-2.5-flash-lite",
+        "ALTTEXT_ALLOW_PRIVATE_URLS": "true",
+        "ALTTEXT_JOB_LEASE_S": "3",
+        "ALTTEXT_JOB_SWEEP_S": "0.2",
+        "ALTTEXT_CACHE_TTL_S": "0",
+        "ALTTEXT_LOG_LEVEL": "WARNING",
+    }
+    fake_openrouter.script(Slow(60))  # the first attempt waits on the model until SIGTERM
+    with running_image_host() as host:
+        host.image("/a.png", png(3))
+        async with open_process(settings, engine=False) as services:
+            async with transaction(services.sessions) as session:
+                account = await create_account(session, "sigterm-worker@example.com")
+                await grant_starting_credits(session, account, 5)
+            job = await jobs_service.create_job(
+                services.sessions,
+                settings,
+                account_id=account.id,
+                key_id=None,
+                spec=JobCreate.model_validate({"items": [{"image_url": host.url("/a.png")}]}),
+            )
+
+            async def item() -> JobItem:
+                async with services.sessions() as session:
+                    return (
+                        await session.execute(select(JobItem).where(JobItem.job_id == job.id))
+                    ).scalar_one()
+
+            async def reservation(request_id: str | None) -> str | None:
+                async with services.sessions() as session:
+                    return await session.scalar(
+                        select(CreditReservation.state).where(CreditReservation.id == request_id)
+                    )
+
+            first = _worker_process(env)
+            try:
+                await jobs_tasks.wake_account(services, account.id)
+
+                async def in_model_call() -> bool:
+                    current = await item()
+                    return (
+                        current.status == "running"
+                        and len(fake_openrouter.chat_requests) == 1
+                        and await reservation(current.request_id) == "held"
+                    )
+
+                await wait_for(in_model_call, timeout=60)
+                attempt = (await item()).request_id
+                first.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(first.wait, 20) == 0
+            finally:
+                if first.poll() is None:
+                    first.kill()
+                    first.wait()
+            handed_back = await item()
+            assert handed_back.status == "pending"
+            assert handed_back.lease_until is None
+            assert await reservation(attempt) == "released"
+
+            second = _worker_process(env)  # the model answers at once now
+            try:
+
+                async def succeeded() -> bool:
+                    return (await item()).status == "succeeded"
+
+                await wait_for(succeeded, timeout=60)
+            finally:
+                second.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(second.wait, 20) == 0
+            async with services.sessions() as session:
+                done = await item()
+                states = (
+                    await session.scalars(
+                        select(CreditReservation.state).where(
+                            CreditReservation.account_id == account.id
+                        )
+                    )
+                ).all()
+                ledger = await session.scalar(
+                    select(func.sum(CreditEntry.credits)).where(
+                        CreditEntry.account_id == account.id
+                    )
+                )
+                balance = await session.scalar(
+                    select(Account.credits_balance).where(Account.id == account.id)
+                )
+                spent = await session.scalar(select(Job.credits_spent).where(Job.id == job.id))
+    assert done.credits == 1
+    assert sorted(states) == ["released", "settled"]
+    assert ledger == balance == 4
+    assert spent == 1

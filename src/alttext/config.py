@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # HTTP: what one client may hold a server with.
     max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576)  # request line plus headers
     body_read_timeout_s: float = Field(30.0, gt=0, le=3600)  # longest pause inside a body
+    # On SIGTERM: how long requests in flight may take to finish before they are cancelled.
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
 
     # Models.
     provider: Literal["openrouter", "openai", "local"] | None = None
@@ -43,6 +45,10 @@ class Settings(BaseSettings):
     zero_data_retention: bool = False
     upstream_timeout_s: float = Field(30.0, gt=0, le=300)
     upstream_budget_s: float = Field(60.0, gt=0, le=600)
+    # Circuit breaker per model (docs/engine.md): this many failed calls in a row pause a
+    # model for the cool-down, then one probe may go; 0 turns the breakers off.
+    breaker_failures: int = Field(5, ge=0, le=1000)
+    breaker_cooldown_s: float = Field(30.0, gt=0, le=3600)
     # Where people reach the service: the base of every link in mail and of Stripe's return
     # URLs. Unset, it follows ALTTEXT_HOST and ALTTEXT_PORT (``_public_url_default``).
     public_url: str = "http://127.0.0.1:8000"
@@ -60,6 +66,8 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(15.0, gt=0, le=120)
     max_inflight_mb: int = Field(512, ge=16, le=65536)
     workers: int | None = Field(None, ge=1, le=64)  # image/OCR pool size; default: cores
+    # CPU tasks that may wait for the pool before new requests get 503; default: 8 x workers.
+    cpu_queue: int | None = Field(None, ge=0, le=100_000)
     # The result cache (alttext.result_cache): how long an answer is kept; 0 turns it off.
     cache_ttl_s: float = Field(86_400, ge=0, le=30 * 86_400)
 
@@ -67,6 +75,9 @@ class Settings(BaseSettings):
     price_per_image_usd: float = Field(0.03, gt=0, le=100)
     free_credits: int = Field(10, ge=0, le=1_000_000)  # trial, once per address
     rate_limit_per_minute: int = Field(120, ge=1, le=1_000_000)
+    # How long a checked API key is trusted without the database (revocation is immediate:
+    # docs/operations.md); 0 looks every key up on every request.
+    key_cache_ttl_s: float = Field(5.0, ge=0, le=60)
     max_concurrent_per_account: int = Field(20, ge=1, le=10_000)
     min_purchase_usd: float = Field(5.0, gt=0)
     stripe_secret_key: str | None = None

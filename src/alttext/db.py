@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import DateTime, Dialect, MetaData, event
+from sqlalchemy import Connection, DateTime, Dialect, MetaData, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -92,10 +92,64 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
+    # Deleted rows are overwritten with zeros, in their pages and in pages that become free,
+    # so an erased account's data does not linger in the file (see scrub_sqlite for the WAL).
+    cur.execute("PRAGMA secure_delete=ON")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+# How long a checkpoint after an erasure may wait for readers to leave the WAL (it holds new
+# writers back meanwhile, so it is short).
+SCRUB_BUSY_MS = 5000
+
+
+def _checkpoint_truncate(conn: Connection) -> tuple[int, int, int]:
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout={SCRUB_BUSY_MS}")
+        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        row = cur.fetchone()
+    finally:
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+    busy, frames, done = row if row is not None else (1, -1, -1)
+    return int(busy), int(frames), int(done)
+
+
+async def scrub_sqlite(engine: AsyncEngine) -> bool:
+    """After deleting personal data: leave no copy of it in SQLite's files.
+
+    ``secure_delete`` (set on every connection) zeroes deleted rows, but under WAL the zeroed
+    pages are first written to the ``-wal`` file, which also still holds the earlier versions
+    of those pages, the deleted rows included. A ``TRUNCATE`` checkpoint copies the WAL into
+    the database file and empties it. Returns False when a reader kept it from finishing
+    within ``SCRUB_BUSY_MS`` (the old frames then stay until a later checkpoint); True when it
+    finished, and on PostgreSQL, where there is nothing to do here (``vacuum_postgres``).
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    async with engine.connect() as conn:
+        busy, _frames, _done = await conn.run_sync(_checkpoint_truncate)
+    return busy == 0
+
+
+async def vacuum_postgres(engine: AsyncEngine, tables: Iterable[str]) -> None:
+    """``VACUUM`` the tables on PostgreSQL (a no-op elsewhere): dead row versions, such as an
+    erased account's, are pruned from the tables and their indexes and their space is made
+    free for new rows to overwrite (docs/privacy.md). Outside any transaction, as VACUUM must
+    be; it runs alongside reads and writes, but reads each table and its indexes."""
+    if engine.dialect.name != "postgresql":
+        return
+    quote = engine.dialect.identifier_preparer.quote
+    async with engine.connect() as conn:
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in tables:
+            await autocommit.execute(text(f"VACUUM {quote(table)}"))
 
 
 # Set by ``transaction`` on its connection: this unit of work writes.

@@ -1,42 +1,207 @@
-"""A memory budget for images being processed (``ALTTEXT_MAX_INFLIGHT_MB``).
+"""A memory budget for image bytes in flight (``ALTTEXT_MAX_INFLIGHT_MB``).
 
-Decoded images take far more memory than their files; capping the bytes in flight keeps a burst
-of large uploads from exhausting the process. Requests wait briefly for room, then get a 503.
+Two kinds of holders share one budget:
+
+* **Leases**, one per HTTP request (``RequestGuard`` opens it): the request body's bytes,
+  counted by the receive channel as the application reads them (the declared Content-Length is
+  taken up front, a chunked body grows as its pieces arrive), and the bytes of URLs the request
+  fetches (``runtime``'s metered transport). A lease is given back when the request ends. Taking
+  more than the budget allows is refused at once with 503 ``service_unavailable`` and
+  ``Retry-After``: the bytes are then never read, so a burst of uploads cannot run the process
+  out of memory. Leases together may hold at most half of the budget (``BODY_SHARE``), so the
+  requests already read can always get room to decode; one lease is charged at most that half,
+  so a single large body can always proceed on its own.
+  Through the URL fetcher's client (:class:`MeteredTransport`) the bytes of an image a request
+  fetches are counted on its lease the same way while they download.
+* **Holds** around the engine (``hold``): a decoded image takes far more memory than its file,
+  so a hold costs ``EXPANSION`` times the image's bytes. A hold waits (first come, first served)
+  up to ``wait_s`` for room, then gets the same 503.
+
+Everything here runs on the event loop: no locks, and giving bytes back never awaits.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import contextvars
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import httpx
 
 from alttext.errors import ServiceUnavailable
 
 # A compressed file expands several times when decoded; budget for that, not the file size.
 EXPANSION = 4
+# The part of the budget that request bodies and downloads (leases) may hold together.
+BODY_SHARE = 0.5
+RETRY_AFTER_S = 5
+
+_BUSY = "The service is busy with other images; retry shortly."
+
+_current: contextvars.ContextVar[Lease | None] = contextvars.ContextVar(
+    "alttext_inflight_lease", default=None
+)
+
+
+def current_lease() -> Lease | None:
+    """The open lease of the request this code runs for (None outside a request)."""
+    lease = _current.get()
+    return lease if lease is not None and not lease.closed else None
+
+
+class Lease:
+    """The bytes one request holds while it is read and served; see the module docstring."""
+
+    def __init__(self, budget: InflightBudget) -> None:
+        self.budget = budget
+        self.held = 0
+        self.closed = False
+
+    def grow(self, nbytes: int) -> None:
+        """Hold ``nbytes`` more, or raise 503 ``service_unavailable`` without holding any."""
+        if nbytes <= 0 or self.closed:
+            return
+        # One lease is charged at most the leases' share: a body larger than that still runs
+        # when it has the budget to itself.
+        charge = min(nbytes, self.budget.body_max - self.held)
+        if charge <= 0:
+            return
+        self.budget.take_body(charge)
+        self.held += charge
+
+    def release(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        held, self.held = self.held, 0
+        self.budget.give_back_body(held)
 
 
 class InflightBudget:
     def __init__(self, max_bytes: int, wait_s: float = 10.0) -> None:
         self.max_bytes = max_bytes
         self.wait_s = wait_s
-        self.used = 0
-        self._cond = asyncio.Condition()
+        self.body_max = int(max_bytes * BODY_SHARE)
+        self.used = 0  # leases and holds together
+        self.bodies = 0  # leases only
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def lease(self) -> Lease:
+        return Lease(self)
+
+    @contextmanager
+    def request(self) -> Iterator[Lease]:
+        """A lease for the request running in this context, given back when the block ends."""
+        lease = Lease(self)
+        token = _current.set(lease)
+        try:
+            yield lease
+        finally:
+            lease.release()
+            _current.reset(token)
+
+    def take_body(self, nbytes: int) -> None:
+        if self.bodies + nbytes > self.body_max or self.used + nbytes > self.max_bytes:
+            raise ServiceUnavailable(_BUSY, retry_after=RETRY_AFTER_S)
+        self.bodies += nbytes
+        self.used += nbytes
+
+    def give_back_body(self, nbytes: int) -> None:
+        self.bodies -= nbytes
+        self._give_back(nbytes)
+
+    # -- holds -------------------------------------------------------------------------------
 
     @asynccontextmanager
     async def hold(self, nbytes: int) -> AsyncIterator[None]:
-        cost = min(self.max_bytes, nbytes * EXPANSION)
-        try:
-            async with asyncio.timeout(self.wait_s), self._cond:
-                await self._cond.wait_for(lambda: self.used + cost <= self.max_bytes)
-                self.used += cost
-        except TimeoutError as exc:
-            raise ServiceUnavailable(
-                "The service is busy with other images; retry shortly.", retry_after=5
-            ) from exc
+        """Room to decode an image of ``nbytes``; waits up to ``wait_s``, then 503."""
+        cost = min(self.max_bytes - self.body_max, nbytes * EXPANSION)
+        await self._take(cost)
         try:
             yield
         finally:
-            async with self._cond:
-                self.used -= cost
-                self._cond.notify_all()
+            self._give_back(cost)
+
+    async def _take(self, cost: int) -> None:
+        # First come, first served: nobody overtakes a waiter, however small.
+        if not self._waiters and self.used + cost <= self.max_bytes:
+            self.used += cost
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (cost, waiter)
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await waiter
+        except BaseException as exc:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+                self._wake()
+            elif waiter.done() and not waiter.cancelled():
+                self._give_back(cost)  # granted just as time ran out: hand it on
+            if isinstance(exc, TimeoutError):
+                raise ServiceUnavailable(_BUSY, retry_after=RETRY_AFTER_S) from exc
+            raise
+
+    def _give_back(self, nbytes: int) -> None:
+        self.used -= nbytes
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            cost, waiter = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            if self.used + cost > self.max_bytes:
+                return
+            self._waiters.popleft()
+            self.used += cost
+            waiter.set_result(None)
+
+
+class MeteredTransport(httpx.AsyncBaseTransport):
+    """Counts the body of every response read in a request's context on that request's lease:
+    the declared Content-Length (up to ``max_declared``; a larger one is the fetcher's 413) at
+    once, the rest as it arrives. Outside a request (queued jobs) nothing is counted here."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, max_declared: int) -> None:
+        self._inner = inner
+        self._max_declared = max_declared
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        lease = current_lease()
+        if lease is not None and isinstance(response.stream, httpx.AsyncByteStream):
+            declared = response.headers.get("content-length", "")
+            size = int(declared) if declared.isdigit() else 0
+            upfront = size if size <= self._max_declared else 0
+            response.stream = _MeteredStream(response.stream, lease, upfront)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _MeteredStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, lease: Lease, upfront: int) -> None:
+        self._inner = inner
+        self._lease = lease
+        self._upfront = upfront
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._lease.grow(self._upfront)
+        counted, seen = self._upfront, 0
+        async for chunk in self._inner:
+            seen += len(chunk)
+            if seen > counted:
+                self._lease.grow(seen - counted)
+                counted = seen
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

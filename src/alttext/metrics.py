@@ -20,6 +20,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -39,6 +40,8 @@ __all__ = [
     "gauge",
     "labelled_gauge",
     "multiprocess_dir",
+    "record_circuit_state",
+    "record_circuit_transition",
     "record_credits_spent",
     "record_request",
     "record_upstream_call",
@@ -100,6 +103,21 @@ CREDITS_SPENT = Counter(
     "Credits settled (kept) for successful generations.",
     registry=_REGISTRY,
 )
+# Circuit breakers are per process (docs/engine.md): in multiprocess mode each process reports
+# its own state, told apart by a ``pid`` label ("all"); counters sum as usual.
+CIRCUIT_STATE = Gauge(
+    "alttext_circuit_state",
+    "State of a model's circuit breaker in this process: 0 closed, 1 open, 2 half-open.",
+    ("model",),
+    multiprocess_mode="all",
+    registry=_REGISTRY,
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "alttext_circuit_transitions_total",
+    "Changes of a model's circuit breaker, by the state it went to.",
+    ("model", "to"),
+    registry=_REGISTRY,
+)
 WEBHOOK_DELIVERIES = Counter(
     "alttext_webhook_deliveries_total",
     "Outbound webhook delivery attempts, by outcome.",
@@ -147,6 +165,22 @@ def record_upstream_call(model: str, outcome: str, seconds: float) -> None:
     model = _model_label(model or "unknown")
     UPSTREAM_CALLS.labels(model, _upstream_outcome_label(outcome)).inc()
     UPSTREAM_DURATION.labels(model).observe(max(seconds, 0.0))
+
+
+# The gauge's value of each circuit state (as in ``describe.providers.breaker.STATE_VALUES``).
+_CIRCUIT_VALUES = {"closed": 0, "open": 1, "half_open": 2}
+
+
+def record_circuit_state(model: str, state: str) -> None:
+    """A circuit's current state (set for the chain's models when a process starts)."""
+    CIRCUIT_STATE.labels(_model_label(model or "unknown")).set(_CIRCUIT_VALUES.get(state, 0))
+
+
+def record_circuit_transition(model: str, state: str) -> None:
+    """A circuit changed state (the breakers' ``on_transition`` observer)."""
+    model = _model_label(model or "unknown")
+    CIRCUIT_STATE.labels(model).set(_CIRCUIT_VALUES.get(state, 0))
+    CIRCUIT_TRANSITIONS.labels(model, str(state)).inc()
 
 
 def record_credits_spent(credits: int) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
 from alttext import idempotency, models_registry, scheduler
+from alttext.accounts.key_cache import KeyCache
 from alttext.accounts.last_used import LastUsedRecorder
 from alttext.billing import tasks as billing_tasks
 from alttext.config import Settings
@@ -26,6 +27,7 @@ from alttext.inflight import InflightBudget
 from alttext.mail import Mailer, build_mailer
 from alttext.privacy import retention
 from alttext.queue import build_broker
+from alttext.result_cache import ResultCache, build_result_cache
 from alttext.runtime import Runtime, open_runtime
 from alttext.scheduler import PeriodicTask
 from alttext.usage.backends import build_limiter
@@ -44,9 +46,11 @@ class Services:
     inflight: InflightBudget
     limiter: Limiter
     last_used: LastUsedRecorder
+    key_cache: KeyCache  # checked API keys for a few seconds (alttext.accounts.key_cache)
     mailer: Mailer
     broker: AsyncBroker  # the queue; alttext.jobs registers its tasks on it
     claims: scheduler.TickClaims
+    result_cache: ResultCache  # answers already written, per account (alttext.result_cache)
     _runtime: Runtime | None = None
 
     @property
@@ -90,21 +94,33 @@ async def open_process(
     sessions = session_factory(db)
     limiter = build_limiter(settings.redis_url)
     last_used = LastUsedRecorder()
+    key_cache = KeyCache(settings.key_cache_ttl_s, redis_url=settings.redis_url)
+    key_cache.watch(sessions)  # revocations drop cached keys at their commit
+    inflight = InflightBudget(settings.max_inflight_mb * 1024 * 1024)
     claims = scheduler.build_claims(settings.redis_url)
     broker = build_broker(settings.redis_url, max_async_tasks=settings.worker_concurrency)
+    result_cache = build_result_cache(settings)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            runtime = await stack.enter_async_context(open_runtime(settings)) if engine else None
+            key_cache.start()
+            stack.push_async_callback(key_cache.aclose)
+            runtime = (
+                await stack.enter_async_context(open_runtime(settings, inflight=inflight))
+                if engine
+                else None
+            )
             services = Services(
                 settings=settings,
                 db=db,
                 sessions=sessions,
-                inflight=InflightBudget(settings.max_inflight_mb * 1024 * 1024),
+                inflight=inflight,
                 limiter=limiter,
                 last_used=last_used,
+                key_cache=key_cache,
                 mailer=build_mailer(settings),
                 broker=broker,
                 claims=claims,
+                result_cache=result_cache,
                 _runtime=runtime,
             )
             try:
@@ -123,5 +139,6 @@ async def open_process(
     finally:
         await last_used.flush(sessions)
         await claims.aclose()
+        await result_cache.aclose()
         await limiter.aclose()
         await db.dispose()

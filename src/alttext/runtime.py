@@ -1,17 +1,36 @@
 """Building the process's long-lived parts from settings: engine, provider, pools, clients.
 
 Nothing here runs at import time; the app's lifespan and the CLI call ``open_runtime``.
+
+CPU work (decoding, resizing, OCR, classification, the rules' language checks) runs in one
+:class:`CpuPool` per process: as many threads as cores (``ALTTEXT_WORKERS``), tasks taken in
+the order their requests arrived, and a bounded queue (``ALTTEXT_CPU_QUEUE``) in front of it.
+A request whose first task finds the queue full is refused at once with 503
+``service_unavailable`` and ``Retry-After`` instead of piling up; once admitted, a request's
+later tasks are never refused, and they run ahead of requests that arrived after it, so a
+request that has paid for its model call is not starved by newcomers. Work outside an HTTP
+request (queued jobs, the CLI) waits its turn in submission order and is never refused: its
+concurrency has caps of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import heapq
+import importlib.util
+import itertools
+import math
 import os
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
@@ -23,9 +42,12 @@ from alttext.describe.fetch import FetchLimits
 from alttext.describe.image import ImageLimits
 from alttext.describe.ocr import OcrReader
 from alttext.describe.providers.base import Provider
+from alttext.describe.providers.breaker import BreakerConfig, CircuitBreakers
 from alttext.describe.providers.local import LocalProvider
 from alttext.describe.providers.openrouter import ChatCompletionsProvider, ChatConfig
 from alttext.describe.rules import LanguageIdentifier
+from alttext.errors import ServiceUnavailable
+from alttext.inflight import InflightBudget, MeteredTransport
 
 
 @functools.cache
@@ -46,18 +68,195 @@ def shared_language_identifier() -> LanguageIdentifier:
     return LanguageIdentifier()
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Arrival numbers, process-wide: a lower number arrived earlier and is served first.
+_arrivals = itertools.count()
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One HTTP request's place in the CPU queue."""
+
+    seq: int
+    admitted: bool = False
+    open: bool = True
+
+
+_ticket: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar(
+    "alttext_cpu_ticket", default=None
+)
+
+
+@contextmanager
+def arrival() -> Iterator[None]:
+    """Code in this block serves one HTTP request that arrives now (``RequestGuard``): its CPU
+    tasks run before those of requests that arrive later, and its first task may be refused
+    when the queue is full. Tasks created in the block but run after it (queued jobs) count as
+    background work."""
+    ticket = _Ticket(next(_arrivals))
+    token = _ticket.set(ticket)
+    try:
+        yield
+    finally:
+        ticket.open = False
+        _ticket.reset(token)
+
+
+@contextmanager
+def background() -> Iterator[None]:
+    """Code in this block is background work even if it was started from a request's context
+    (a queued job run by the in-memory broker copies the context of the request that queued
+    it): its tasks wait their turn in submission order and are never refused."""
+    token = _ticket.set(None)
+    try:
+        yield
+    finally:
+        _ticket.reset(token)
+
+
+@dataclass(eq=False)
+class _Task:
+    future: Future[Any]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class CpuPool(Executor):
+    """A thread pool sized to the cores with a fair, bounded queue (module docstring).
+
+    ``workers`` threads take tasks in arrival order (the arrival of the request a task belongs
+    to, then submission order); at most ``queue`` tasks wait. An ``Executor``, so
+    ``loop.run_in_executor`` and everything built on it (the engine, the local provider) go
+    through it unchanged.
+    """
+
+    def __init__(self, workers: int, queue: int, *, name: str = "alttext-cpu") -> None:
+        if workers < 1 or queue < 0:
+            raise ValueError("a CPU pool needs at least one worker and a queue of 0 or more")
+        self.workers = workers
+        self.queue = queue
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[int, int, _Task]] = []  # a heap
+        self._running = 0
+        self._order = itertools.count()
+        self._shutdown = False
+        self._task_s = 0.05  # moving average of one task's run time, for Retry-After
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        ticket = _ticket.get()
+        if ticket is not None and not ticket.open:
+            ticket = None  # the request is over: this is background work it started
+        future: Future[T] = Future()
+        task = _Task(future, fn, args, kwargs)
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            start = self._running < self.workers
+            if start:
+                self._running += 1
+            else:
+                if ticket is not None and not ticket.admitted and len(self._waiting) >= self.queue:
+                    raise ServiceUnavailable(
+                        "The service is busy: too many images are waiting to be processed. "
+                        "Retry shortly.",
+                        retry_after=self._retry_after(),
+                    )
+                seq = ticket.seq if ticket is not None else next(_arrivals)
+                heapq.heappush(self._waiting, (seq, next(self._order), task))
+            if ticket is not None:
+                ticket.admitted = True
+        if start:
+            self._threads.submit(self._work, task)
+        else:
+            future.add_done_callback(self._forget_cancelled)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            dropped = [task for _, _, task in self._waiting] if cancel_futures else []
+            if cancel_futures:
+                self._waiting.clear()
+        for task in dropped:
+            task.future.cancel()
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def _retry_after(self) -> int:
+        """Seconds until the queue has drained at the recent pace (1 to 30)."""
+        backlog = len(self._waiting) + self._running
+        return max(1, min(30, math.ceil(backlog * self._task_s / self.workers)))
+
+    def _forget_cancelled(self, future: Future[Any]) -> None:
+        # A waiting task whose caller gave up (client gone, timeout) leaves the queue at once.
+        if not future.cancelled():
+            return
+        with self._lock:
+            kept = [entry for entry in self._waiting if entry[2].future is not future]
+            if len(kept) != len(self._waiting):
+                heapq.heapify(kept)
+                self._waiting = kept
+
+    def _work(self, first: _Task) -> None:
+        """One worker thread's loop: run a task, then the next waiting one, until none waits."""
+        task: _Task | None = first
+        while task is not None:
+            if task.future.set_running_or_notify_cancel():
+                started = time.perf_counter()
+                try:
+                    result = task.fn(*task.args, **task.kwargs)
+                except BaseException as exc:
+                    task.future.set_exception(exc)
+                else:
+                    task.future.set_result(result)
+                    del result
+                elapsed: float | None = time.perf_counter() - started
+            else:
+                elapsed = None
+            # Drop the task's references to images now, not when the thread next runs one.
+            task.args, task.kwargs = (), {}
+            with self._lock:
+                if elapsed is not None:
+                    self._task_s += (elapsed - self._task_s) * 0.1
+                task = heapq.heappop(self._waiting)[2] if self._waiting else None
+                if task is None:
+                    self._running -= 1
+
+
+def skip_missing_sniffio() -> None:
+    """httpcore imports ``sniffio`` on every pool operation to learn the async library; when it
+    is not installed each failed import searches ``sys.path`` again (about 0.15 ms, several
+    times per upstream call, on the event loop). Marking the module absent makes the same
+    ImportError immediate; nothing changes when sniffio is installed."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
 @dataclass
 class Runtime:
     """What every request needs and nothing request-specific: built once per process."""
 
     settings: Settings
     http: httpx.AsyncClient
-    executor: ThreadPoolExecutor
+    executor: CpuPool
     ocr: OcrReader
     provider: Provider
     engine: Engine
     image_limits: ImageLimits
     fetch_limits: FetchLimits
+    # The model circuits of this process (None: the offline engine, or breakers turned off).
+    breakers: CircuitBreakers | None = None
 
 
 def image_limits(settings: Settings) -> ImageLimits:
@@ -82,7 +281,7 @@ def build_provider(
     settings: Settings,
     http: httpx.AsyncClient,
     ocr: OcrReader,
-    executor: ThreadPoolExecutor,
+    executor: Executor,
     classifier: ImageClassifier | None = None,
 ) -> Provider:
     kind = settings.resolved_provider
@@ -109,42 +308,106 @@ def build_provider(
             timeout_s=settings.upstream_timeout_s,
             total_budget_s=settings.upstream_budget_s,
         )
-    # Every HTTP call to the model server, retries included, lands in /metrics.
-    return ChatCompletionsProvider(config, http, on_upstream=metrics.record_upstream_call)
+    # Every HTTP call to the model server, retries included, lands in /metrics; so does every
+    # change of a model's circuit breaker.
+    return ChatCompletionsProvider(
+        config,
+        http,
+        on_upstream=metrics.record_upstream_call,
+        breakers=circuit_breakers(settings),
+    )
 
 
-@asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+def circuit_breakers(settings: Settings) -> CircuitBreakers | None:
+    """One circuit breaker per model of the chain, per process (docs/engine.md); None when
+    ``ALTTEXT_BREAKER_FAILURES=0`` turns them off."""
+    if settings.breaker_failures == 0:
+        return None
+    breakers = CircuitBreakers(
+        BreakerConfig(
+            failures=settings.breaker_failures,
+            cooldown_s=settings.breaker_cooldown_s,
+            # A probe reports when its call ends, within the upstream budget; this only guards
+            # against a probe that never does.
+            probe_lease_s=settings.upstream_budget_s + settings.upstream_timeout_s,
+        ),
+        models=settings.model_chain,
+        on_transition=metrics.record_circuit_transition,
+    )
+    for circuit in breakers.snapshot():
+        metrics.record_circuit_state(circuit.model, circuit.state)
+    return breakers
+
+
+def cpu_pool(settings: Settings) -> CpuPool:
     # Pillow and onnxruntime release the GIL, so threads use every core for image work.
     workers = settings.workers or os.cpu_count() or 2
-    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alttext-cpu")
-    # One client for providers and URL fetching; the fetcher sets its own per-call limits.
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0),
+    queue = settings.cpu_queue if settings.cpu_queue is not None else 8 * workers
+    return CpuPool(workers, queue)
+
+
+def _fetch_client(settings: Settings, inflight: InflightBudget | None) -> httpx.AsyncClient:
+    """The client of the URL fetcher (images, pages, webhooks): what it downloads for a
+    request is counted on that request's memory lease as it arrives."""
+    transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=40),
-        follow_redirects=False,
         # No proxies from the environment: the URL fetcher pins connections to checked IPs.
         trust_env=False,
     )
-    ocr = await asyncio.to_thread(shared_ocr_reader)
-    # Loaded at start-up rather than on a request.
-    language_identifier = await asyncio.to_thread(shared_language_identifier)
-    # Only the offline engine uses the classifier: no model load when a vision model is set.
-    classifier = (
-        await asyncio.to_thread(shared_image_classifier)
-        if settings.resolved_provider == "local"
-        else None
+    if inflight is not None:
+        transport = MeteredTransport(transport, max_declared=settings.max_image_bytes)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0),
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
     )
-    provider = build_provider(settings, http, ocr, executor, classifier)
-    limits = image_limits(settings)
-    engine = Engine(
-        provider,
-        executor=executor,
-        language_identifier=language_identifier,
-        image_limits=limits,
-        ocr=ocr,
+
+
+def _provider_client(settings: Settings) -> httpx.AsyncClient:
+    """The model server's own pool: keep-alive connections that URL fetches to many hosts
+    cannot evict, kept open 30 s between calls so a quiet minute does not cost a new TLS
+    handshake per request. HTTP/1.1: HTTP/2 would need the ``h2`` package."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0),
+        limits=httpx.Limits(
+            max_connections=200, max_keepalive_connections=64, keepalive_expiry=30.0
+        ),
+        follow_redirects=False,
+        trust_env=False,
     )
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, inflight: InflightBudget | None = None
+) -> AsyncIterator[Runtime]:
+    """``inflight``: the process's memory budget, on which URL downloads made for a request
+    are counted (``alttext.inflight``); without it they are not counted."""
+    skip_missing_sniffio()
+    executor = cpu_pool(settings)
+    http = _fetch_client(settings, inflight)
+    upstream = _provider_client(settings)
+    provider: Provider | None = None
     try:
+        ocr = await asyncio.to_thread(shared_ocr_reader)
+        # Loaded at start-up rather than on a request.
+        language_identifier = await asyncio.to_thread(shared_language_identifier)
+        # Only the offline engine uses the classifier: no model load when a vision model is set.
+        classifier = (
+            await asyncio.to_thread(shared_image_classifier)
+            if settings.resolved_provider == "local"
+            else None
+        )
+        provider = build_provider(settings, upstream, ocr, executor, classifier)
+        limits = image_limits(settings)
+        engine = Engine(
+            provider,
+            executor=executor,
+            language_identifier=language_identifier,
+            image_limits=limits,
+            ocr=ocr,
+        )
         yield Runtime(
             settings=settings,
             http=http,
@@ -154,8 +417,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             engine=engine,
             image_limits=limits,
             fetch_limits=fetch_limits(settings),
+            breakers=provider.breakers if isinstance(provider, ChatCompletionsProvider) else None,
         )
     finally:
-        await provider.aclose()
+        if provider is not None:
+            await provider.aclose()
+        await upstream.aclose()
         await http.aclose()
         executor.shutdown(wait=False, cancel_futures=True)

@@ -68,9 +68,12 @@ async def test_last_used_is_recorded_off_the_hot_path(service: Any, account: Any
 
 
 async def test_usage_aggregates_by_day_and_month_and_model(service: Any, account: Any) -> None:
-    for _ in range(2):
+    for context in ("first", "second"):  # two requests that differ: no answer from the cache
         ok = await service.client.post(
-            "/v1/alt-text", headers=account.headers, files={"image": ("a.png", png())}
+            "/v1/alt-text",
+            headers=account.headers,
+            files={"image": ("a.png", png())},
+            data={"context": context},
         )
         assert ok.status_code == 200
     bad = await service.client.post(

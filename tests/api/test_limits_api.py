@@ -72,7 +72,8 @@ async def test_in_flight_generations_are_capped_per_account(
     service_factory: Any, fake_openrouter: Any, limiter_settings: dict[str, Any]
 ) -> None:
     fake_openrouter.script(*[Slow(0.5) for _ in range(5)])
-    settings = openrouter_settings(fake_openrouter, max_concurrent_per_account=2)
+    # The same image five times: without the cache, all five want the model at once.
+    settings = openrouter_settings(fake_openrouter, max_concurrent_per_account=2, cache_ttl_s=0)
     async with service_factory(**settings, **limiter_settings) as svc:
         acct = await svc.create_account("cc@example.com", credits=10)
         image = png()

@@ -182,7 +182,8 @@ async def test_the_route_label_is_the_template_never_the_path(metered: Service) 
 async def test_a_generation_on_openrouter_counts_upstream_calls_by_model(
     service_factory: Callable[..., Any], fake_openrouter: FakeOpenRouter
 ) -> None:
-    settings = openrouter_settings(fake_openrouter, metrics_token=TOKEN)
+    # The same image twice, and both must reach the model: no result cache.
+    settings = openrouter_settings(fake_openrouter, metrics_token=TOKEN, cache_ttl_s=0)
     async with service_factory(**settings) as svc:
         account: Account = await svc.create_account()
 

@@ -53,7 +53,10 @@ async def test_200_concurrent_requests_on_50_credits_charge_exactly_50(
     # Every model call is slow, so all 200 requests overlap while the credits are reserved.
     fake_openrouter.script(*[Slow(0.4) for _ in range(60)])
     settings = openrouter_settings(
-        fake_openrouter, max_concurrent_per_account=1000, rate_limit_per_minute=100_000
+        fake_openrouter,
+        max_concurrent_per_account=1000,
+        rate_limit_per_minute=100_000,
+        cache_ttl_s=0,  # the same image 200 times: every request must reach the model
     )
     async with service_factory(**settings) as svc:
         acct = await svc.create_account("rush@example.com", credits=50)

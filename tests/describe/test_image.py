@@ -1,4 +1,8 @@
-"""prepare_image: format sniffing, limits, orientation, metadata stripping, colour, sizing."""
+"""prepare_image: format sniffing, limits, orientation, metadata stripping, colour, sizing.
+
+Every test runs twice: on Pillow alone, and with libvips decoding PNG and writing PNG output
+(image_vips.py) when pyvips is installed (skipped otherwise). Both must behave the same.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageDraw, ImageFont, features
 
+from alttext.describe import image_vips
 from alttext.describe.errors import (
     AppError,
     ImageTooLarge,
@@ -23,6 +28,16 @@ from alttext.describe.errors import (
 from alttext.describe.image import ImageLimits, PreparedImage, prepare_image, sniff_format
 
 RNG_SEED = 1234
+
+
+@pytest.fixture(autouse=True, params=["pillow", "libvips"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Pillow alone (as without pyvips installed), or libvips where image.py routes to it."""
+    if request.param == "pillow":
+        monkeypatch.setattr(image_vips, "available", lambda: False)
+    elif not image_vips.available():
+        pytest.skip("pyvips is not installed")
+    return str(request.param)
 
 
 def encode(img: Image.Image, fmt: str, **params: object) -> bytes:
@@ -520,7 +535,12 @@ def images(draw: st.DrawFn) -> tuple[bytes, tuple[int, int]]:
     return encode(img, fmt), size
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The backend fixture is function-scoped but fixed for all examples of one test: safe to share.
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(images(), st.integers(16, 1024))
 def test_any_small_image_prepares_or_fails_cleanly_and_never_upscales(case, target):
     data, (width, height) = case
@@ -549,7 +569,9 @@ FUZZ_BASE = [
 ]
 
 
-@settings(max_examples=50, deadline=None)
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.sampled_from(FUZZ_BASE),
     st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8),

@@ -13,7 +13,8 @@ every request so tests can assert what the client sent. Tests script it per call
 
 With an empty script it answers plausibly: JSON satisfying the requested ``json_schema``, or a
 plain sentence. The server runs in a background thread with its own event loop; all state is
-guarded by one lock, so tests read it from any thread.
+guarded by one lock, so tests read it from any thread. Random faults per model (5xx, 429, hangs,
+errors inside 200, broken JSON, slow drips) come from ``tests/fakes/faulty_openrouter.py``.
 """
 
 from __future__ import annotations
@@ -201,6 +202,10 @@ Behaviour = Reply | Status | ErrorIn200 | Slow | RejectResponseFormat
 # Answers a call the script leaves unanswered: (request body, first model of its chain) ->
 # a behaviour, or None for the default answer.
 Responder = Callable[[dict[str, Any], str], Behaviour | None]
+# Asked for each model the chain reaches whether a fault replaces that model's answer:
+# (fake, request body, model) -> (the response, whether OpenRouter moves on to the next model
+# of the chain), or None. ``tests/fakes/faulty_openrouter.py`` provides one.
+FaultHook = Callable[["FakeOpenRouter", dict[str, Any], str], "tuple[Response, bool] | None"]
 
 
 @dataclass(frozen=True)
@@ -350,6 +355,7 @@ class FakeOpenRouter:
             self._generation_misses: set[str] = set()
             self._spent = 0.0
             self._responder: Responder | None = None
+            self._fault_hook: FaultHook | None = None
             self.models_status: int | None = None  # e.g. 500 to break GET /models
 
     def enqueue(self, *behaviours: Behaviour) -> None:
@@ -374,6 +380,15 @@ class FakeOpenRouter:
         """Make ``model`` fail (``times`` calls, or always) so the ``models`` chain falls back."""
         with self._lock:
             self._failing[model] = (code, message or f"{model} is temporarily unavailable", times)
+
+    def default_answer(self, body: dict[str, Any], model: str) -> Response:
+        """What ``model`` answers ``body`` when nothing is scripted (a fault may mangle it)."""
+        return self._reply(Reply(), body, model)
+
+    def set_fault_hook(self, hook: FaultHook | None) -> None:
+        """Let ``hook`` replace the answer of a model the chain reaches (None: no faults)."""
+        with self._lock:
+            self._fault_hook = hook
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -579,7 +594,14 @@ class FakeOpenRouter:
             elif wants_params and "response_format" not in info["supported_parameters"]:
                 last = _error(404, "No endpoints found that can handle the requested parameters.")
             else:
-                return model
+                with self._lock:
+                    hook = self._fault_hook
+                fault = hook(self, body, model) if hook is not None else None
+                if fault is None:
+                    return model
+                last, moves_on = fault
+                if not moves_on:
+                    return last
         assert last is not None
         return last
 

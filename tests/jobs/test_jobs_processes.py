@@ -56,6 +56,8 @@ def _env(database_url: str, fake: FakeOpenRouter, **extra: str) -> dict[str, str
         "ALTTEXT_RATE_LIMIT_PER_MINUTE": "100000",
         "ALTTEXT_LOG_LEVEL": "WARNING",
         "ALTTEXT_WORKERS": "1",
+        # Every item is the same picture: without this the result cache answers all but one.
+        "ALTTEXT_CACHE_TTL_S": "0",
         **extra,
     }
 

@@ -164,6 +164,9 @@ async def harness(
         upstream_timeout_s=5.0,
         upstream_budget_s=3.0,
         redis_url=REDIS_URL,
+        # The same picture every time, and each request must reach the model; what the result
+        # cache keeps is checked in tests/generation/test_cache.py.
+        cache_ttl_s=0,
     )
     with running_image_host() as host:
         async with service_factory(**settings) as service:
@@ -294,7 +297,7 @@ async def internal_error(h: Harness, way: str, monkeypatch: pytest.MonkeyPatch) 
         raise RuntimeError("boom")
 
     with monkeypatch.context() as patch:
-        patch.setattr(engine, "describe", boom)
+        patch.setattr(engine, "describe_prepared", boom)  # the model step of a generation
         response = await h.send(way, nostorage.marked_png())
     if way == "batch":  # a bug fails only its item: the batch still answers 200
         assert response.status_code == 200, response.text

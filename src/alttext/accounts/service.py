@@ -135,11 +135,25 @@ async def _active_keys(session: AsyncSession, account_id: str) -> int:
     return len(rows.all())
 
 
+MALFORMED_KEY = "The API key is malformed; check that it was copied whole."
+INVALID_KEY = "The API key is not valid."
+
+
+def key_digest(secret: str) -> str:
+    """The stored hash of a presented key. Malformed keys are refused before any lookup."""
+    if not keys.is_well_formed(secret):
+        raise Unauthorized(MALFORMED_KEY)
+    return keys.hash_key(secret)
+
+
 async def authenticate(session: AsyncSession, secret: str) -> Principal:
     """Resolve a presented key. Malformed keys are refused before any database work."""
-    if not keys.is_well_formed(secret):
-        raise Unauthorized("The API key is malformed; check that it was copied whole.")
-    digest = keys.hash_key(secret)
+    return await principal_for_digest(session, key_digest(secret))
+
+
+async def principal_for_digest(session: AsyncSession, digest: str) -> Principal:
+    """The caller a key hash belongs to (one query), or 401 for an unknown or revoked key or an
+    unverified or erased account. ``accounts.key_cache`` keeps the answer for a few seconds."""
     row = (
         await session.execute(
             select(ApiKey, Account)
@@ -148,7 +162,7 @@ async def authenticate(session: AsyncSession, secret: str) -> Principal:
         )
     ).one_or_none()
     if row is None:
-        raise Unauthorized("The API key is not valid.")
+        raise Unauthorized(INVALID_KEY)
     api_key, account = row
     # The index lookup already matched; compare again in constant time so the check does not
     # rest on the database's string comparison.
@@ -157,7 +171,7 @@ async def authenticate(session: AsyncSession, secret: str) -> Principal:
         or api_key.revoked_at is not None
         or account.status in ("unverified", "erased")
     ):
-        raise Unauthorized("The API key is not valid.")
+        raise Unauthorized(INVALID_KEY)
     return Principal(
         account_id=account.id,
         key_id=api_key.id,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from alttext.accounts import service as accounts
 from alttext.accounts.models import Account, ApiKey
-from alttext.api.openapi import problems
+from alttext.api.openapi import id_schema, problems
+from alttext.api.routes import ResourceRoute
 from alttext.api.schemas import (
     AccountOut,
     KeyCreate,
@@ -22,10 +24,9 @@ from alttext.api.schemas import (
 from alttext.db import iso_utc, transaction
 from alttext.errors import InvalidRequest, NotFound
 from alttext.http.deps import PrincipalDep, ServicesDep
-from alttext.http.routing import ApiRoute
 from alttext.usage.service import aggregate
 
-router = APIRouter(prefix="/v1", route_class=ApiRoute)
+router = APIRouter(prefix="/v1", route_class=ResourceRoute)
 MAX_USAGE_DAYS = 731
 
 
@@ -40,7 +41,13 @@ def _key_out(key: ApiKey) -> KeyOut:
     )
 
 
-@router.get("/account", response_model=AccountOut, tags=["account"], summary="Your account")
+@router.get(
+    "/account",
+    response_model=AccountOut,
+    tags=["account"],
+    summary="Your account",
+    responses=problems(404, meanings={404: "The account was erased meanwhile"}),
+)
 async def get_account(services: ServicesDep, principal: PrincipalDep) -> AccountOut:
     async with services.sessions() as session:
         account = await session.get(Account, principal.account_id)
@@ -105,7 +112,7 @@ async def create_key(
     ),
 )
 async def revoke_key(
-    key_id: str,
+    key_id: Annotated[str, Path(json_schema_extra=id_schema("key"))],
     services: ServicesDep,
     principal: PrincipalDep,
     allow_last: Annotated[
@@ -119,32 +126,67 @@ async def revoke_key(
     return Response(status_code=204)
 
 
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+# What _parse_day takes, as the document states it (a 422 otherwise).
+_DAY_SCHEMA = {"format": "date", "pattern": _DAY.pattern}
+
+
 def _parse_day(value: str | None, name: str) -> date | None:
+    """A calendar date written YYYY-MM-DD (nothing else: not a week date, not a timestamp)."""
     if value is None:
         return None
     try:
-        return date.fromisoformat(value[:10]) if len(value) >= 10 else date.fromisoformat(value)
+        if not _DAY.match(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
     except ValueError as exc:
         raise InvalidRequest(f"'{name}' must be a date such as 2026-01-31.") from exc
 
 
-@router.get("/usage", response_model=UsageReport, tags=["usage"], summary="Usage by period, model")
+@router.get(
+    "/usage",
+    response_model=UsageReport,
+    tags=["usage"],
+    summary="Usage by period, model",
+    description=f"`from` must not be after `to`, nor more than {MAX_USAGE_DAYS} days before it "
+    "(422 otherwise).",
+)
 async def get_usage(
     services: ServicesDep,
     principal: PrincipalDep,
-    start: Annotated[str | None, Query(alias="from", description="First day, inclusive")] = None,
-    end: Annotated[str | None, Query(alias="to", description="Last day, inclusive")] = None,
+    start: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="First day, inclusive (YYYY-MM-DD, UTC)",
+            json_schema_extra=_DAY_SCHEMA,
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            alias="to",
+            description="Last day, inclusive (YYYY-MM-DD, UTC)",
+            json_schema_extra=_DAY_SCHEMA,
+        ),
+    ] = None,
     granularity: Literal["day", "month"] = "day",
 ) -> UsageReport:
     today = datetime.now(UTC).date()
     last = _parse_day(end, "to") or today
-    first = _parse_day(start, "from") or (last - timedelta(days=29))
+    # Thirty days by default, or fewer when `to` is one of the first days of the calendar.
+    first = _parse_day(start, "from") or last - timedelta(days=min(29, (last - date.min).days))
     if first > last:
         raise InvalidRequest("'from' must not be after 'to'.")
     if (last - first).days > MAX_USAGE_DAYS:
         raise InvalidRequest(f"Ask for at most {MAX_USAGE_DAYS} days at once.")
     lo = datetime.combine(first, time.min, UTC)
-    hi = datetime.combine(last + timedelta(days=1), time.min, UTC)
+    # The end is exclusive: the next midnight, or the calendar's last instant on its last day.
+    hi = (
+        datetime.combine(last + timedelta(days=1), time.min, UTC)
+        if last < date.max
+        else datetime.max.replace(tzinfo=UTC)
+    )
     async with services.sessions() as session:
         rows = await aggregate(
             session, principal.account_id, start=lo, end=hi, granularity=granularity

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from alttext import idempotency
 from alttext.api.alt_text_input import parse_alt_text_request
-from alttext.api.openapi import MULTIPART_REQUEST, REF, problems
+from alttext.api.openapi import MULTIPART_REQUEST, REF, idempotency_key_header, problems
+from alttext.api.routes import ResourceRoute
 from alttext.generation.schemas import AltTextResponse
 from alttext.generation.service import generate
 from alttext.http.deps import PrincipalDep, ServicesDep
 from alttext.http.replay import spending_response
-from alttext.http.routing import ApiRoute
 from alttext.ids import new_id
 
-router = APIRouter(prefix="/v1", tags=["alt text"], route_class=ApiRoute)
+router = APIRouter(prefix="/v1", tags=["alt text"], route_class=ResourceRoute)
 
 _REQUEST_BODY = {
     "required": True,
@@ -56,10 +56,9 @@ async def create_alt_text(
     principal: PrincipalDep,
     idempotency_key: Annotated[
         str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Retry safely: the same key and body return the first result, "
-            "charged once. Kept 24 hours.",
+        idempotency_key_header(
+            "Retry safely: the same key and body return the first result, charged once. "
+            "Kept 24 hours."
         ),
     ] = None,
 ) -> Response:

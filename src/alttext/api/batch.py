@@ -10,13 +10,14 @@ import asyncio
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from alttext import idempotency
 from alttext.accounts.service import Principal
 from alttext.api.alt_text_input import validation_problem
-from alttext.api.openapi import problems
+from alttext.api.openapi import idempotency_key_header, problems
+from alttext.api.routes import ResourceRoute
 from alttext.billing import credits
 from alttext.errors import (
     INTERNAL_DETAIL,
@@ -30,6 +31,7 @@ from alttext.errors import (
 from alttext.generation.image_input import decode_image_field
 from alttext.generation.schemas import (
     MAX_BATCH_ITEMS,
+    AltTextOptions,
     AltTextRequest,
     BatchItemResult,
     BatchResponse,
@@ -39,11 +41,10 @@ from alttext.generation.service import check_can_process, generate
 from alttext.http.body import load_json, read_body
 from alttext.http.deps import PrincipalDep, ServicesDep
 from alttext.http.replay import spending_response
-from alttext.http.routing import ApiRoute
 from alttext.ids import new_id
 from alttext.process import Services
 
-router = APIRouter(prefix="/v1", tags=["alt text"], route_class=ApiRoute)
+router = APIRouter(prefix="/v1", tags=["alt text"], route_class=ResourceRoute)
 log = logging.getLogger("alttext.api.batch")
 
 # Items of one batch in flight at once; the per-account cap still applies across requests.
@@ -56,11 +57,21 @@ def _parse_batch(raw: bytes) -> tuple[list[tuple[str, dict[str, Any]]], dict[str
     payload = load_json(raw)
     if not isinstance(payload, dict) or set(payload) - {"items", "defaults"}:
         raise InvalidRequest("The body must be an object with 'items' and optional 'defaults'.")
-    items, defaults = payload.get("items"), payload.get("defaults") or {}
+    items, defaults = payload.get("items"), payload.get("defaults")
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_ITEMS:
         raise InvalidRequest(f"'items' must be a list of 1 to {MAX_BATCH_ITEMS} objects.")
+    if defaults is None:
+        defaults = {}
     if not isinstance(defaults, dict) or {"image", "image_url", "id"} & set(defaults):
         raise InvalidRequest("'defaults' must be an object of options (not images or ids).")
+    try:
+        # Bad defaults would fail every item: the whole batch is refused, as documented.
+        AltTextOptions.model_validate(defaults)
+    except ValidationError as exc:
+        problem = validation_problem(exc)
+        for error in problem.errors or ():
+            error["field"] = ".".join(p for p in ("defaults", error.get("field")) if p)
+        raise problem from None
     out: list[tuple[str, dict[str, Any]]] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -148,7 +159,12 @@ async def create_batch(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        idempotency_key_header(
+            "Retry safely: the same key and body return the first answer, charged once."
+        ),
+    ] = None,
 ) -> Response:
     key = idempotency.validate_key(idempotency_key)
     check_can_process(principal)

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request
 
 from alttext import idempotency
-from alttext.api.openapi import problems
+from alttext.api.openapi import REQUIRED, id_schema, idempotency_key_header, problems
+from alttext.api.routes import ResourceRoute
 from alttext.billing.checkout import start_checkout
 from alttext.billing.models import CreditEntry
 from alttext.billing.schemas import (
@@ -18,15 +19,15 @@ from alttext.billing.schemas import (
     TransactionOut,
     WebhookAck,
 )
+from alttext.billing.stripe_client import InvalidSignature
 from alttext.billing.transactions import MAX_PAGE, list_entries, public_reference
 from alttext.billing.webhooks import MAX_WEBHOOK_BYTES, receive
 from alttext.db import iso_utc
 from alttext.errors import AccountRestricted, InvalidRequest
 from alttext.http.body import read_body
 from alttext.http.deps import PrincipalDep, ServicesDep
-from alttext.http.routing import ApiRoute
 
-router = APIRouter(route_class=ApiRoute)
+router = APIRouter(route_class=ResourceRoute)
 _TXN_ID = re.compile(r"^txn_[0-9a-z]{26}$")
 
 
@@ -45,10 +46,7 @@ async def create_checkout(
     principal: PrincipalDep,
     idempotency_key: Annotated[
         str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Retry safely: the same key and amount return the same Checkout.",
-        ),
+        idempotency_key_header("Retry safely: the same key and amount return the same Checkout."),
     ] = None,
 ) -> CheckoutOut:
     key = idempotency.validate_key(idempotency_key)
@@ -97,7 +95,11 @@ async def list_transactions(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     starting_after: Annotated[
-        str | None, Query(description="The id of the last transaction of the previous page.")
+        str | None,
+        Query(
+            description="The id of the last transaction of the previous page.",
+            json_schema_extra=id_schema("txn"),
+        ),
     ] = None,
     kind: Literal["grant", "purchase", "usage", "release", "refund", "adjustment"] | None = None,
 ) -> TransactionList:
@@ -127,17 +129,42 @@ async def list_transactions(
     ),
     description="Answers 400 for a missing, invalid or expired Stripe-Signature (nothing is "
     "stored) and 503 when this deployment has no webhook secret configured.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "A Stripe event, exactly as Stripe sent and signed it.",
+                    }
+                }
+            },
+        }
+    },
 )
 async def receive_stripe_event(
     request: Request,
     services: ServicesDep,
-    stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
+    stripe_signature: Annotated[
+        str | None,
+        Header(
+            alias="Stripe-Signature",
+            description="Stripe's signature of the body (t=…,v1=…)",
+            json_schema_extra=REQUIRED,
+        ),
+    ] = None,
 ) -> WebhookAck:
     payload = await read_body(request, MAX_WEBHOOK_BYTES)
-    result = await receive(
-        services.sessions,
-        payload=payload,
-        signature=stripe_signature,
-        secret=services.settings.stripe_webhook_secret,
-    )
+    try:
+        result = await receive(
+            services.sessions,
+            payload=payload,
+            signature=stripe_signature,
+            secret=services.settings.stripe_webhook_secret,
+        )
+    except UnicodeDecodeError:
+        # The Stripe SDK decodes the body before it checks the signature: a body that is not
+        # UTF-8 (never one Stripe signed) raised out of it as a 500.
+        raise InvalidSignature("The signed payload is not JSON.") from None
     return WebhookAck(id=result.event_id, duplicate=result.duplicate, state=result.state)

@@ -5,31 +5,33 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from alttext import idempotency
 from alttext.api.alt_text_input import validation_problem
-from alttext.api.openapi import problems
+from alttext.api.openapi import id_schema, idempotency_key_header, problems
+from alttext.api.routes import ResourceRoute
 from alttext.errors import InvalidRequest, NotFound, UnsupportedMediaType
 from alttext.generation.service import check_can_process
 from alttext.http.body import load_json, read_body
 from alttext.http.deps import PrincipalDep, ServicesDep
 from alttext.http.replay import spending_response
-from alttext.http.routing import ApiRoute
 from alttext.jobs import service
 from alttext.jobs.export_csv import csv_chunks
 from alttext.jobs.schemas import JobCreate, JobList, JobOut, JobResults
 from alttext.jobs.tasks import wake_account, wake_crawl
 
-router = APIRouter(prefix="/v1", tags=["jobs"], route_class=ApiRoute)
+router = APIRouter(prefix="/v1", tags=["jobs"], route_class=ResourceRoute)
 
 MAX_JOB_BODY = 32 * 1024 * 1024  # 10,000 items with long contexts fit; more is not a job body
 MAX_PAGE = 100
 MAX_RESULTS_PAGE = 1000
 _JOB_ID = re.compile(r"^job_[0-9a-z]{26}$")
 _ITEM_ID = re.compile(r"^item_[0-9a-z]{26}$")
+# A malformed id is answered 404 (or 400 for starting_after) by the route, not 422 by FastAPI.
+JobId = Annotated[str, Path(json_schema_extra=id_schema("job"))]
 
 
 def _job_id(job_id: str) -> str:
@@ -48,7 +50,19 @@ def _location(body: Any) -> dict[str, str]:
     status_code=202,
     response_model=JobOut,
     summary="Start a bulk job: up to 10,000 image URLs, or a page or sitemap to crawl",
-    responses=problems(400, 403, 409, 413, 415),
+    responses={
+        **problems(400, 403, 409, 413, 415),
+        202: {
+            "description": "The job, queued",
+            "headers": {
+                "Location": {
+                    "description": "The job's URL: /v1/jobs/{id}",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -60,7 +74,12 @@ async def create_job(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        idempotency_key_header(
+            "Retry safely: the same key and body return the first answer; one job is made."
+        ),
+    ] = None,
 ) -> Response:
     key = idempotency.validate_key(idempotency_key)
     check_can_process(principal)
@@ -110,7 +129,11 @@ async def list_jobs(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     starting_after: Annotated[
-        str | None, Query(description="The id of the last job of the previous page.")
+        str | None,
+        Query(
+            description="The id of the last job of the previous page.",
+            json_schema_extra=id_schema("job"),
+        ),
     ] = None,
 ) -> JobList:
     if starting_after is not None and not _JOB_ID.match(starting_after):
@@ -127,7 +150,7 @@ async def list_jobs(
     summary="A job: status, counts per item status, credits spent, ETA",
     responses=problems(404),
 )
-async def get_job(services: ServicesDep, principal: PrincipalDep, job_id: str) -> JobOut:
+async def get_job(services: ServicesDep, principal: PrincipalDep, job_id: JobId) -> JobOut:
     return await service.get_job(services.sessions, principal.account_id, _job_id(job_id))
 
 
@@ -140,16 +163,27 @@ async def get_job(services: ServicesDep, principal: PrincipalDep, job_id: str) -
         200: {
             "description": "A page of results, or with ?format=csv every row as CSV.",
             "content": {"text/csv": {"schema": {"type": "string"}}},
+            "headers": {
+                "Content-Disposition": {
+                    "description": "With ?format=csv: an attachment, job_…-results.csv",
+                    "required": False,
+                    "schema": {"type": "string"},
+                }
+            },
         },
     },
 )
 async def job_results(
     services: ServicesDep,
     principal: PrincipalDep,
-    job_id: str,
+    job_id: JobId,
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_PAGE)] = 100,
     starting_after: Annotated[
-        str | None, Query(description="The item_id of the last result of the previous page.")
+        str | None,
+        Query(
+            description="The item_id of the last result of the previous page.",
+            json_schema_extra=id_schema("item"),
+        ),
     ] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv: every row")] = "json",
 ) -> Response:
@@ -182,5 +216,5 @@ async def job_results(
     summary="Cancel a job: pending items are cancelled, running ones finish",
     responses=problems(404),
 )
-async def cancel_job(services: ServicesDep, principal: PrincipalDep, job_id: str) -> JobOut:
+async def cancel_job(services: ServicesDep, principal: PrincipalDep, job_id: JobId) -> JobOut:
     return await service.cancel_job(services.sessions, principal.account_id, _job_id(job_id))

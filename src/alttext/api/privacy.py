@@ -14,10 +14,10 @@ from fastapi import APIRouter, Request, Response
 from alttext.accounts.models import Account
 from alttext.accounts.service import Principal
 from alttext.api.openapi import problems
+from alttext.api.routes import ResourceRoute
 from alttext.db import iso_utc, transaction
 from alttext.errors import RateLimited
 from alttext.http.deps import PrincipalDep, ServicesDep
-from alttext.http.routing import ApiRoute
 from alttext.privacy import erasure, rights, signup
 from alttext.privacy.audit import record
 from alttext.privacy.export import export_account
@@ -35,7 +35,7 @@ from alttext.privacy.schemas import (
 )
 from alttext.process import Services
 
-router = APIRouter(prefix="/v1", route_class=ApiRoute)
+router = APIRouter(prefix="/v1", route_class=ResourceRoute)
 SIGNUPS_PER_HOUR = 10
 VERIFICATIONS_PER_HOUR = 30
 
@@ -218,5 +218,6 @@ async def erase_account(body: EraseIn, services: ServicesDep, principal: Princip
         principal.account_id,
         confirm=body.confirm,
         actor="account",
+        cache=services.result_cache,
     )
     return EraseOut(erased=True, kept=summary.kept)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from alttext.api.schemas import ModelOut, ModelsResponse
+from alttext.describe.providers.breaker import CircuitBreakers, CircuitState
 from alttext.http.deps import PrincipalDep, ServicesDep
 from alttext.http.routing import ApiRoute
 
@@ -38,8 +39,33 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         checks["database"] = {"status": "error", "error": type(exc).__name__}
     checks["limits"] = await services.limiter.status()
     checks["provider"] = {"status": "ok", **services.runtime.provider.routing_policy()}
+    if services.runtime.breakers is not None:
+        # Informative only: an open circuit never makes the process unready (docs/operations.md).
+        checks["circuits"] = circuits(services.runtime.breakers)
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def circuits(breakers: CircuitBreakers) -> dict[str, Any]:
+    """The model circuits of this process: ``ok`` when all are closed, ``degraded`` when some
+    model is paused, ``open`` when every one is (generations then answer 503 at once)."""
+    snapshot = breakers.snapshot()
+    closed = [c for c in snapshot if c.state is CircuitState.CLOSED]
+    usable = [c for c in snapshot if c.state is not CircuitState.OPEN]
+    status = "ok" if len(closed) == len(snapshot) else "degraded" if usable else "open"
+    return {
+        "status": status,
+        "failures_to_open": breakers.config.failures,
+        "cooldown_s": breakers.config.cooldown_s,
+        "models": {
+            c.model: {
+                "state": c.state.value,
+                "consecutive_failures": c.consecutive_failures,
+                "probe_in_s": None if c.probe_in_s is None else round(c.probe_in_s, 1),
+            }
+            for c in snapshot
+        },
+    }
 
 
 @router.get(

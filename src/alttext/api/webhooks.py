@@ -7,15 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from alttext.api.openapi import problems
+from alttext.api.openapi import id_schema, problems
+from alttext.api.routes import ResourceRoute
 from alttext.db import iso_utc, transaction
 from alttext.errors import InvalidRequest
 from alttext.http.deps import PrincipalDep, ServicesDep
-from alttext.http.routing import ApiRoute
 from alttext.jobs.webhook_schemas import DeliveryList, WebhookSecretOut
 from alttext.jobs.webhooks import MAX_PAGE, list_deliveries, rotate_secret, signing_keys
 
-router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=ApiRoute)
+router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=ResourceRoute)
 _ATTEMPT_ID = re.compile(r"^wha_[0-9a-z]{26}$")
 
 
@@ -61,7 +61,11 @@ async def list_webhook_deliveries(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     starting_after: Annotated[
-        str | None, Query(description="The id of the last delivery of the previous page.")
+        str | None,
+        Query(
+            description="The id of the last delivery of the previous page.",
+            json_schema_extra=id_schema("wha"),
+        ),
     ] = None,
 ) -> DeliveryList:
     if starting_after is not None and not _ATTEMPT_ID.match(starting_after):

@@ -122,7 +122,12 @@ def accounts_erase(
         async with services.sessions() as session:
             account = await require_account_by_email(session, email)
         summary = await erase_account(
-            services.sessions, services.settings, account.id, confirm=account.email, actor="admin"
+            services.sessions,
+            services.settings,
+            account.id,
+            confirm=account.email,
+            actor="admin",
+            cache=services.result_cache,
         )
         return summary.kept
 

@@ -17,6 +17,10 @@ Flow (docs/alt-text-guide.md):
 A caller's decorative image needs no model, only the validation its header allows
 (``image.read_header``): ``describe`` answers it at once.
 
+``describe`` is two steps that a caller may also take apart: ``prepare`` (step 1, whose
+``sha256`` keys a result cache through :func:`cache_key` before any model runs) and
+``describe_prepared`` (steps 2-6).
+
 When no usable text remains for a non-decorative image, ``UpstreamError`` is raised instead of
 inventing one (rule 14): the model failed, and failed generations are never charged.
 Image bytes and alt texts are never logged; only sizes, counts and rule codes are.
@@ -263,6 +267,12 @@ class Engine:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         info = await loop.run_in_executor(self.executor, read_header, data, self.image_limits)
+        return self._decorative_answer(options, info, int((time.perf_counter() - started) * 1000))
+
+    @staticmethod
+    def _decorative_answer(
+        options: DescribeOptions, info: ImageInfo, prepare_ms: int, *, key: str = ""
+    ) -> Description:
         languages = unique_languages(options.languages)
         reasons = [NO_LONG_DECORATIVE] if options.long_description else []
         return Description(
@@ -278,17 +288,32 @@ class Engine:
             model=NO_MODEL,
             image=info,
             usage=Usage(input_tokens=0, output_tokens=0, upstream_cost_usd=0.0),
-            timing=Timing(prepare_ms=int((time.perf_counter() - started) * 1000), upstream_ms=0),
+            timing=Timing(prepare_ms=prepare_ms, upstream_ms=0),
+            cache_key=key,
             attempts=0,
         )
 
-    async def describe(self, data: bytes, options: DescribeOptions) -> Description:
-        if options.role == "decorative":
-            return await self._decorative(data, options)
+    async def prepare(self, data: bytes, options: DescribeOptions) -> PreparedImage:
+        """Step one: decode, orient, strip, downscale and re-encode ``data`` in the worker pool.
+
+        The prepared image's ``sha256`` keys the result cache (:func:`cache_key`) before any
+        model runs. ``options`` is accepted so callers hand both steps the same arguments; a
+        caller's decorative request is not prepared at all: :meth:`describe` answers it from
+        the header alone."""
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
-        prepared = await loop.run_in_executor(self.executor, prepare_image, data, self.image_limits)
-        prepare_ms = int((time.perf_counter() - started) * 1000)
+        return await loop.run_in_executor(self.executor, prepare_image, data, self.image_limits)
+
+    async def describe_prepared(
+        self, prepared: PreparedImage, options: DescribeOptions, *, prepare_ms: int = 0
+    ) -> Description:
+        """Step two: ask the model about an image :meth:`prepare` made, check, re-ask, repair.
+
+        ``prepare_ms`` is reported as the description's preparation time. A decorative role
+        needs no model here either: the answer is ``""`` with the prepared image's size."""
+        if options.role == "decorative":
+            return self._decorative_answer(
+                options, _image_info(prepared), prepare_ms, key=cache_key(prepared.sha256, options)
+            )
         languages = unique_languages(options.languages)
         run = _Run(self, prepared, options, languages)
 
@@ -315,6 +340,26 @@ class Engine:
         return run.description(
             answer, assessment.role, texts, _dedupe(reasons + why), prepare_ms, long_description
         )
+
+    async def describe(self, data: bytes, options: DescribeOptions) -> Description:
+        """Both steps: :meth:`prepare`, then :meth:`describe_prepared` (a caller's decorative
+        image takes the header-only path instead: no pixel is decoded)."""
+        if options.role == "decorative":
+            return await self._decorative(data, options)
+        started = time.perf_counter()
+        prepared = await self.prepare(data, options)
+        prepare_ms = int((time.perf_counter() - started) * 1000)
+        return await self.describe_prepared(prepared, options, prepare_ms=prepare_ms)
+
+
+def _image_info(prepared: PreparedImage) -> ImageInfo:
+    return ImageInfo(
+        width=prepared.width,
+        height=prepared.height,
+        format=prepared.format,
+        sent_width=prepared.sent_width,
+        sent_height=prepared.sent_height,
+    )
 
 
 class _Run:
@@ -540,13 +585,7 @@ class _Run:
             needs_review=bool(reasons),
             review_reasons=reasons,
             model=last.model,
-            image=ImageInfo(
-                width=prepared.width,
-                height=prepared.height,
-                format=prepared.format,
-                sent_width=prepared.sent_width,
-                sent_height=prepared.sent_height,
-            ),
+            image=_image_info(prepared),
             usage=Usage(
                 input_tokens=_sum([r.input_tokens for r in self.replies]),
                 output_tokens=_sum([r.output_tokens for r in self.replies]),

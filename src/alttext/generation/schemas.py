@@ -5,9 +5,18 @@ Pydantic only (no FastAPI): the names and fields are the public contract of API.
 
 from __future__ import annotations
 
-from typing import Annotated
+import itertools
+import string
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from alttext.describe.languages import normalise_tag
 from alttext.describe.types import (
@@ -23,6 +32,79 @@ MAX_LANGUAGES = 5
 MAX_URL_CHARS = 2048
 
 
+def _python_whitespace() -> str:
+    """What ``str.strip()`` removes and ``\\s`` matches in Python, as the body of a regex
+    character class in ``\\uXXXX`` escapes. ECMA-262 and Hypothesis each read ``\\s`` their own
+    way (without U+001C to U+001F, for one), so the document's patterns spell it out."""
+    ranges: list[list[int]] = []
+    for code in (c for c in range(0x3001) if chr(c).isspace()):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(f"\\u{lo:04x}" if lo == hi else f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in ranges)
+
+
+# For the patterns of values the code strips before it checks them: [{SPACE}]* around them.
+SPACE = _python_whitespace()
+
+
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in text)
+
+
+def _language_tag_pattern() -> str:
+    """The tags ``normalise_tag`` accepts, as a regular expression: the known primary subtags
+    (any case; found by asking ``normalise_tag`` itself, so the two cannot drift), an optional
+    script and region, and the surrounding whitespace it strips."""
+    by_stem: dict[str, list[str]] = {}
+    for size in (2, 3):
+        for letters in itertools.product(string.ascii_lowercase, repeat=size):
+            code = "".join(letters)
+            if normalise_tag(code) == code:
+                by_stem.setdefault(code[:-1], []).append(code[-1])
+    stems = [
+        _any_case(stem) + "[" + "".join(f"{c.upper()}{c}" for c in last) + "]"
+        for stem, last in sorted(by_stem.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+    ]
+    return (
+        f"^[{SPACE}]*(?:"
+        + "|".join(stems)
+        + f")(?:-[A-Za-z]{{4}})?(?:-(?:[A-Za-z]{{2}}|[0-9]{{3}}))?[{SPACE}]*$"
+    )
+
+
+# A hostname (letters, digits and hyphens in dot-separated labels, a letter TLD), an optional
+# port, path and query: what the fetcher takes apart without a doubt (docs/api.md). Looser
+# URLs may pass the fetcher's own checks; these never fail them.
+HTTP_URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+    r"(?::[1-9][0-9]{0,3})?"
+    r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?"
+    r"(?:\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$"
+)
+HTTP_URL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "maxLength": MAX_URL_CHARS,
+    "pattern": HTTP_URL_PATTERN,
+    "format": "uri",
+}
+LANGUAGE_TAG_SCHEMA: dict[str, Any] = {"type": "string", "pattern": _language_tag_pattern()}
+LANGUAGE_LIST_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": LANGUAGE_TAG_SCHEMA,
+    "minItems": 1,
+    "maxItems": MAX_LANGUAGES,
+    "uniqueItems": True,
+}
+# What the validator below takes: one known tag, or a list of 1 to 5 different ones.
+Languages = Annotated[
+    str | list[str],
+    WithJsonSchema({"anyOf": [LANGUAGE_TAG_SCHEMA, LANGUAGE_LIST_SCHEMA]}),
+]
+
+
 class AltTextOptions(BaseModel):
     """Everything about an image's place on the page; shared by single and batch requests."""
 
@@ -35,7 +117,7 @@ class AltTextOptions(BaseModel):
     link_target: Annotated[str | None, Field(max_length=MAX_URL_CHARS)] = Field(
         None, description="For functional images: where the link or button goes."
     )
-    language: str | list[str] = Field(
+    language: Languages = Field(
         "en", description="BCP 47 tag, or a list of tags for one text per language."
     )
     max_length: int = Field(
@@ -77,13 +159,41 @@ class AltTextOptions(BaseModel):
         return (self.language,) if isinstance(self.language, str) else tuple(self.language)
 
 
+# Exactly one of the two is a string (``_one_image``); the other is absent or null.
+ONE_IMAGE: dict[str, Any] = {
+    "oneOf": [
+        {"required": ["image"], "properties": {"image": {"type": "string"}}},
+        {"required": ["image_url"], "properties": {"image_url": {"type": "string"}}},
+    ]
+}
+
+
+# A 16x16 orange PNG: the document's example sends a real image.
+EXAMPLE_IMAGE = (
+    "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAGklEQVR42mM8UaHBQApgYiARjGoY1TB0NAAAgJwBiHEHVqAAAAAA"
+    "SUVORK5CYII="
+)
+
+
 class AltTextRequest(AltTextOptions):
+    model_config = ConfigDict(
+        json_schema_extra={
+            **ONE_IMAGE,
+            "examples": [
+                {"image": EXAMPLE_IMAGE, "context": "Our shop's logo", "language": ["en", "de"]},
+                {"image_url": "https://example.com/photos/cat.jpg", "max_length": 100},
+            ],
+        }
+    )
+
     image: str | None = Field(
-        None, description="Base64, or a data:image/...;base64, URI. JSON bodies only."
+        None,
+        description="Base64, or a data:image/...;base64, URI. JSON bodies only.",
+        json_schema_extra={"minLength": 1},
     )
-    image_url: Annotated[str | None, Field(max_length=MAX_URL_CHARS)] = Field(
-        None, description="An http(s) URL the service fetches."
-    )
+    image_url: Annotated[
+        str | None, WithJsonSchema({"anyOf": [HTTP_URL_SCHEMA, {"type": "null"}]})
+    ] = Field(None, max_length=MAX_URL_CHARS, description="An http(s) URL the service fetches.")
 
     @model_validator(mode="after")
     def _one_image(self) -> AltTextRequest:
@@ -148,15 +258,49 @@ MAX_BATCH_ITEMS = 50
 
 
 class BatchItem(AltTextRequest):
+    model_config = ConfigDict(
+        json_schema_extra={
+            **ONE_IMAGE,
+            "examples": [{"id": "logo", "image": EXAMPLE_IMAGE, "context": "Our shop's logo"}],
+        }
+    )
+
     id: Annotated[str, Field(min_length=1, max_length=100)] = Field(
         description="Your id for the item; answers come back in order with it."
     )
 
 
+# An item that is not a valid BatchItem still gets an answer: its own problem, in the 200.
+_ANY_ITEM: dict[str, Any] = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 100}},
+    "description": "Any other object with an id: it fails alone, with its problem.",
+}
+
+
+def _items_fail_alone(schema: dict[str, Any]) -> None:
+    items = schema["properties"]["items"]
+    items["items"] = {"anyOf": [items["items"], _ANY_ITEM]}
+    items["description"] = (
+        "1 to 50 images, each with your id (unique within the batch). An item that is not a "
+        "valid BatchItem fails alone: its problem is in the 200 answer, the others run."
+    )
+    schema["examples"] = [
+        {
+            "items": [
+                {"id": "logo", "image": EXAMPLE_IMAGE},
+                {"id": "hero", "image_url": "https://example.com/photos/hero.jpg"},
+            ],
+            "defaults": {"language": "en", "context": "Our shop's home page"},
+        }
+    ]
+
+
 class BatchRequest(BaseModel):
     """The documented shape of a batch body (parsed item by item, so one bad item fails alone)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_items_fail_alone)
 
     items: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
     defaults: AltTextOptions | None = Field(

@@ -1,26 +1,34 @@
 """One generation for an authenticated caller: credits, limits, input, engine, metering.
 
 Kept out of the route so batch requests and queued jobs go through the same path. The order
-is the money's order: a slot and a reserved credit first (402 before any model call), the
-model call outside any transaction, then one short transaction that settles or releases the
-credit together with the usage event.
+is the money's order: the image is prepared (decoded, downscaled, hashed) under the memory
+budget, and its hash with the options keys the result cache (alttext.result_cache). A hit is
+answered at once, free: no slot, no reservation, ``cached: true``, ``usage.credits: 0`` and a
+usage event with status ``cached`` and 0 credits. A miss joins the key's single flight: the
+leader takes a slot and reserves a credit (402 before any model call), calls the model outside
+any transaction, then one short transaction settles or releases the credit together with the
+usage event, and only once that committed is the answer stored in the cache. Identical
+requests arriving meanwhile wait for the leader and are answered as hits (free); if the model
+failed they fail with its error (never charged); if the leader stopped for a reason of its own
+(cancelled, out of credits, rate-limited) they start over and one of them leads.
 
 A caller's ``role: "decorative"`` is the exception: its answer is ``""`` by definition
 (docs/alt-text-guide.md), so no model runs and nothing is charged. The image is still validated
 from its header (a bad image fails the same way whatever the role, and the response reports its
 size), then one usage event with status ``decorative`` and 0 credits meters the request. No
-slot, no reservation: it costs the service a header read. A model that *classifies* an image as
-decorative under ``auto`` is charged as usual: the model ran.
+slot, no reservation, no cache: it costs the service a header read. A model that *classifies*
+an image as decorative under ``auto`` is charged as usual: the model ran.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,8 +37,17 @@ from alttext.billing import credits
 from alttext.db import transaction
 from alttext.describe.errors import AppError
 from alttext.describe.fetch import fetch_image
-from alttext.describe.types import DescribeOptions, Description
+from alttext.describe.image import PreparedImage
+from alttext.describe.types import DescribeOptions, Description, ImageInfo, Timing, Usage
 from alttext.errors import AccountRestricted, Forbidden, InvalidRequest, RateLimited
+from alttext.generation.metering import (
+    CACHED_STATUS,
+    DECORATIVE_STATUS,
+    record_failure,
+    release_failed,
+    settle,
+    usage_event,
+)
 from alttext.generation.schemas import (
     AltTextOptions,
     AltTextRequest,
@@ -40,12 +57,9 @@ from alttext.generation.schemas import (
     UsageOut,
 )
 from alttext.process import Services
-from alttext.usage.models import UsageEvent
+from alttext.result_cache import Flight, result_key
 
-log = logging.getLogger("alttext.generation")
-
-# The usage status of a caller's decorative request (answered by the engine without a model).
-DECORATIVE_STATUS = "decorative"
+T = TypeVar("T")
 
 # Runs inside the transaction that settles a charged generation (or meters a free one): a job
 # item records its result there, so "charged" and "item succeeded" commit together or not at
@@ -78,6 +92,7 @@ def to_response(
     charged: int | None,
     credits_remaining: int | None,
     total_ms: int,
+    cached: bool = False,
 ) -> AltTextResponse:
     return AltTextResponse(
         id=request_id,
@@ -91,7 +106,7 @@ def to_response(
         needs_review=d.needs_review,
         review_reasons=d.review_reasons,
         model=d.model,
-        cached=False,
+        cached=cached,
         image=ImageOut(
             width=d.image.width,
             height=d.image.height,
@@ -151,75 +166,6 @@ async def _generation_slot(services: Services, account_id: str) -> AsyncIterator
         await asyncio.shield(services.limiter.release(f"gen:{account_id}", token))
 
 
-def _event(
-    request_id: str,
-    principal: Principal,
-    *,
-    latency_ms: int,
-    description: Description | None = None,
-    error_code: str | None = None,
-    history: tuple[str | None, str | None] | None = None,
-    free: bool = False,
-) -> UsageEvent:
-    d = description
-    status = "failed" if d is None else DECORATIVE_STATUS if free else "succeeded"
-    return UsageEvent(
-        id=request_id,
-        account_id=principal.account_id,
-        key_id=principal.key_id,
-        status=status,
-        error_code=error_code,
-        model=d.model if d and not free else None,
-        input_tokens=d.usage.input_tokens if d else None,
-        output_tokens=d.usage.output_tokens if d else None,
-        upstream_cost_usd=d.usage.upstream_cost_usd if d else None,
-        credits=credits.CREDITS_PER_IMAGE if status == "succeeded" else 0,
-        latency_ms=latency_ms,
-        image_format=d.image.format if d else None,
-        image_width=d.image.width if d else None,
-        image_height=d.image.height if d else None,
-        alt_text=history[0] if history else None,
-        image_url=history[1] if history else None,
-    )
-
-
-async def _release(
-    services: Services, request_id: str, principal: Principal, error_code: str, started: float
-) -> None:
-    latency = int((time.perf_counter() - started) * 1000)
-    async with transaction(services.sessions) as session:
-        await credits.release(session, request_id=request_id, note=error_code)
-        session.add(_event(request_id, principal, latency_ms=latency, error_code=error_code))
-
-
-async def _record_failure(
-    services: Services, request_id: str, principal: Principal, error_code: str, started: float
-) -> None:
-    """A failed request that held no reservation (a decorative one): metered, never charged."""
-    latency = int((time.perf_counter() - started) * 1000)
-    async with transaction(services.sessions) as session:
-        session.add(_event(request_id, principal, latency_ms=latency, error_code=error_code))
-
-
-async def _settle(
-    session: AsyncSession,
-    request_id: str,
-    principal: Principal,
-    description: Description,
-    latency_ms: int,
-    history: tuple[str | None, str | None] | None,
-) -> int:
-    if not await credits.settle(session, request_id=request_id):
-        # The reservation outlived its expiry and was released: the customer keeps the credit.
-        log.warning("settled after expiry", extra={"request_id": request_id})
-    session.add(
-        _event(
-            request_id, principal, latency_ms=latency_ms, description=description, history=history
-        )
-    )
-    return await credits.balance(session, principal.account_id)
-
-
 async def _describe(
     services: Services,
     req: AltTextRequest,
@@ -261,20 +207,20 @@ async def _decorative(
         services,
         req,
         image,
-        lambda code: _record_failure(services, request_id, principal, code, started),
+        lambda code: record_failure(services, request_id, principal, code, started),
     )
     image = None  # the engine is done with the bytes
     total_ms = int((time.perf_counter() - started) * 1000)
     history = ("", req.image_url) if principal.history_opt_in else None
     async with transaction(services.sessions) as session:
         session.add(
-            _event(
+            usage_event(
                 request_id,
                 principal,
                 latency_ms=total_ms,
                 description=description,
                 history=history,
-                free=True,
+                status=DECORATIVE_STATUS,
             )
         )
         if keep is not None and not await keep(session, description, 0):
@@ -283,6 +229,132 @@ async def _decorative(
     return to_response(
         request_id, description, charged=0, credits_remaining=remaining, total_ms=total_ms
     )
+
+
+async def _metered(on_failure: Callable[[str], Awaitable[None]], step: Awaitable[T]) -> T:
+    """Run a step whose failure is metered: ``on_failure(code)`` (shielded, so a cancelled
+    request still books it) with an ``AppError``'s code, or ``aborted`` for a cancellation
+    (client gone) or a bug."""
+    try:
+        return await step
+    except AppError as exc:
+        await asyncio.shield(on_failure(exc.code))
+        raise
+    except BaseException:
+        await asyncio.shield(on_failure("aborted"))
+        raise
+
+
+async def _prepare(
+    services: Services,
+    memory: AsyncExitStack,
+    req: AltTextRequest,
+    image: bytes | None,
+    options: DescribeOptions,
+) -> tuple[PreparedImage, int]:
+    """Fetch the image if given by URL, take its share of the memory budget (held by
+    ``memory`` until the caller is done with the prepared image) and prepare it."""
+    runtime = services.runtime
+    if image is None:
+        assert req.image_url is not None  # the request model guarantees one of the two
+        image = await fetch_image(req.image_url, runtime.http, runtime.fetch_limits)
+    await memory.enter_async_context(services.inflight.hold(len(image)))
+    started = time.perf_counter()
+    prepared = await runtime.engine.prepare(image, options)
+    return prepared, int((time.perf_counter() - started) * 1000)
+
+
+def _as_hit(d: Description, prepared: PreparedImage, prepare_ms: int) -> Description:
+    """A cached (or another request's) answer as this request's: its own image's size, no
+    tokens, no model time."""
+    return dataclasses.replace(
+        d,
+        image=ImageInfo(
+            width=prepared.width,
+            height=prepared.height,
+            format=prepared.format,
+            sent_width=prepared.sent_width,
+            sent_height=prepared.sent_height,
+        ),
+        usage=Usage(input_tokens=0, output_tokens=0, upstream_cost_usd=0.0),
+        timing=Timing(prepare_ms=prepare_ms, upstream_ms=0),
+        attempts=0,
+        extra={},
+    )
+
+
+async def _answer_hit(
+    services: Services,
+    principal: Principal,
+    req: AltTextRequest,
+    description: Description,
+    *,
+    request_id: str,
+    started: float,
+    keep: KeepResult | None,
+) -> AltTextResponse:
+    """A hit: metered with status ``cached`` and 0 credits; a job item keeps it (charged 0)."""
+    total_ms = int((time.perf_counter() - started) * 1000)
+    history = (description.alt_text, req.image_url) if principal.history_opt_in else None
+    async with transaction(services.sessions) as session:
+        session.add(
+            usage_event(
+                request_id,
+                principal,
+                latency_ms=total_ms,
+                description=description,
+                history=history,
+                status=CACHED_STATUS,
+            )
+        )
+        if keep is not None and not await keep(session, description, 0):
+            raise Superseded(request_id)
+        remaining = await credits.balance(session, principal.account_id)
+    return to_response(
+        request_id,
+        description,
+        charged=0,
+        credits_remaining=remaining,
+        total_ms=total_ms,
+        cached=True,
+    )
+
+
+async def _run_model(
+    services: Services,
+    principal: Principal,
+    prepared: PreparedImage,
+    options: DescribeOptions,
+    *,
+    prepare_ms: int,
+    flight: Flight,
+    request_id: str,
+    interactive: bool,
+    on_failure: Callable[[str], Awaitable[None]],
+) -> Description:
+    """The leader's model call: slot, reservation, then the engine outside any transaction.
+    The model's own errors are shared with the waiters of the flight."""
+    slot = (
+        _generation_slot(services, principal.account_id)
+        if interactive
+        else contextlib.nullcontext()
+    )
+    async with slot:
+        async with transaction(services.sessions) as session:
+            await credits.reserve(
+                session,
+                account_id=principal.account_id,
+                request_id=request_id,
+                ttl_s=services.settings.reservation_ttl_s,
+            )
+        try:
+            engine = services.runtime.engine
+            return await _metered(
+                on_failure, engine.describe_prepared(prepared, options, prepare_ms=prepare_ms)
+            )
+        except AppError as exc:
+            flight.share(exc)
+            raise
 
 
 async def generate(
@@ -297,7 +369,8 @@ async def generate(
 ) -> AltTextResponse:
     """``interactive=False`` (a queued job's item) skips the per-account slot of API calls: jobs
     have their own cap (``ALTTEXT_JOB_CONCURRENCY_PER_ACCOUNT``), so a job never takes the
-    slots of the same account's interactive requests."""
+    slots of the same account's interactive requests. A job item answered from the cache is
+    kept with 0 credits."""
     started = time.perf_counter()
     check_can_process(principal)
     await _check_model(services, req.model)
@@ -305,39 +378,62 @@ async def generate(
         return await _decorative(
             services, principal, req, image, request_id=request_id, started=started, keep=keep
         )
-    slot = (
-        _generation_slot(services, principal.account_id)
-        if interactive
-        else contextlib.nullcontext()
-    )
-    async with slot:
+    options = describe_options(req)
+    settings = services.settings
+
+    async def failed(code: str) -> None:
+        await release_failed(services, request_id, principal, code, started)
+
+    hit: Description | None = None
+    async with AsyncExitStack() as flying:  # the single flight: left after the result is kept
+        async with AsyncExitStack() as memory:  # the budget: held while the image is
+            prepared, prepare_ms = await _metered(
+                failed, _prepare(services, memory, req, image, options)
+            )
+            image = None  # the engine is done with the bytes
+            key = result_key(
+                prepared.sha256,
+                options,
+                provider=settings.resolved_provider,
+                models=settings.model_chain,
+            )
+            flight = await _metered(
+                failed,
+                flying.enter_async_context(services.result_cache.flight(principal.account_id, key)),
+            )
+            if flight.hit is not None:
+                hit = _as_hit(flight.hit, prepared, prepare_ms)
+            else:
+                description = await _run_model(
+                    services,
+                    principal,
+                    prepared,
+                    options,
+                    prepare_ms=prepare_ms,
+                    flight=flight,
+                    request_id=request_id,
+                    interactive=interactive,
+                    on_failure=failed,
+                )
+            del prepared  # the pixels go before the budget is released
+        if hit is not None:
+            return await _answer_hit(
+                services, principal, req, hit, request_id=request_id, started=started, keep=keep
+            )
+        total_ms = int((time.perf_counter() - started) * 1000)
+        history = (description.alt_text, req.image_url) if principal.history_opt_in else None
         async with transaction(services.sessions) as session:
-            await credits.reserve(
-                session,
-                account_id=principal.account_id,
-                request_id=request_id,
-                ttl_s=services.settings.reservation_ttl_s,
-            )
-        description = await _describe(
-            services,
-            req,
-            image,
-            lambda code: _release(services, request_id, principal, code, started),
-        )
-        image = None  # the engine is done with the bytes
-    total_ms = int((time.perf_counter() - started) * 1000)
-    history = (description.alt_text, req.image_url) if principal.history_opt_in else None
-    async with transaction(services.sessions) as session:
-        if keep is not None and not await keep(session, description, credits.CREDITS_PER_IMAGE):
-            await credits.release(session, request_id=request_id, note="superseded")
-            superseded = True
-        else:
-            superseded = False
-            remaining = await _settle(
-                session, request_id, principal, description, total_ms, history
-            )
-    if superseded:
-        raise Superseded(request_id)
+            if keep is not None and not await keep(session, description, credits.CREDITS_PER_IMAGE):
+                await credits.release(session, request_id=request_id, note="superseded")
+                superseded = True
+            else:
+                superseded = False
+                remaining = await settle(
+                    session, request_id, principal, description, total_ms, history
+                )
+        if superseded:
+            raise Superseded(request_id)
+        await flight.store(description)  # committed and charged: now the answer is shared
     return to_response(
         request_id,
         description,

@@ -1,5 +1,8 @@
 """Reading request bodies with a hard cap, entirely in memory, and parsing JSON from clients.
 
+Every byte read here has been counted on the request's memory lease by ``RequestGuard``'s
+receive channel (``alttext.inflight``): a body the budget cannot take fails its read with 503.
+
 Starlette's own form parser spools uploaded parts over 1 MB to temporary files; images must
 never touch disk, so multipart bodies are parsed here into memory with python-multipart's
 streaming parser, under the same cap as every other body. Every JSON a client sends (bodies,
@@ -114,10 +117,9 @@ async def capped_stream(request: Request, cap: int) -> AsyncIterator[bytes]:
 
 
 async def read_body(request: Request, cap: int) -> bytes:
-    buf = bytearray()
-    async for chunk in capped_stream(request, cap):
-        buf += chunk
-    return bytes(buf)
+    # Joined once at the end: one copy of the body, not a growing buffer and a copy of it.
+    chunks = [chunk async for chunk in capped_stream(request, cap)]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @dataclass

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from alttext.accounts.service import Principal, authenticate
+from alttext.accounts.service import Principal
 from alttext.errors import RateLimited, Unauthorized
 from alttext.process import Services
 
@@ -15,6 +19,76 @@ from alttext.process import Services
 # missing key to current_principal, so it is our 401 problem rather than FastAPI's own error.
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer at_live_…")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: at_live_…")
+
+
+# Failed API authentication (a key that is malformed, unknown, revoked, or of a closed account)
+# per client address: FAILED_AUTH_LIMIT in FAILED_AUTH_WINDOW_S (GCRA, so then one more every
+# 10 s). Over it, the client's requests are answered 429 with Retry-After before any key is
+# looked up, a valid key's too, so a guess cannot be told right from wrong (docs/api.md).
+FAILED_AUTH_LIMIT = 60
+FAILED_AUTH_WINDOW_S = 600.0
+_MAX_BLOCKED = 10_000
+
+
+def _client_address(request: Request) -> str:
+    """Who is guessing: the client's IP address, an IPv6 address by its /64 (one host's)."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return host
+
+
+def _blocked_clients(request: Request) -> dict[str, float]:
+    """Clients over the budget, until when (monotonic seconds). Kept per process; the count
+    itself is the limiter's, shared by every process with Redis."""
+    state = request.app.state
+    blocked: dict[str, float] | None = getattr(state, "failed_auth_blocked", None)
+    if blocked is None:
+        blocked = state.failed_auth_blocked = {}
+    return blocked
+
+
+def _too_many_failures(wait_s: float) -> RateLimited:
+    return RateLimited(
+        "Too many requests with an invalid API key from this address; retry after the given "
+        "delay with a valid key.",
+        retry_after=max(1.0, wait_s),
+    )
+
+
+async def _authenticate(request: Request, services: Services, secret: str) -> Principal:
+    """The key's caller, or 401; 429 once this client failed too often (see FAILED_AUTH_LIMIT)."""
+    client = _client_address(request)
+    blocked = _blocked_clients(request)
+    until = blocked.get(client)
+    if until is not None:
+        if until > time.monotonic():
+            raise _too_many_failures(until - time.monotonic())
+        del blocked[client]
+    try:
+        # A few seconds from memory; a revocation drops the entry at once (accounts/key_cache.py).
+        return await services.key_cache.authenticate(services.sessions, secret)
+    except Unauthorized:
+        # The limiter's key is a keyed hash of the address, so no address reaches Redis.
+        digest = hmac.new(services.settings.secret_key.encode(), client.encode(), hashlib.sha256)
+        decision = await services.limiter.hit(
+            f"auth-fail:{digest.hexdigest()[:32]}", FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW_S
+        )
+        if decision.allowed:
+            raise
+        wait = float(decision.retry_after_s or 1)
+        if len(blocked) >= _MAX_BLOCKED:
+            now = time.monotonic()
+            for stale in [c for c, t in blocked.items() if t <= now] or list(blocked):
+                del blocked[stale]
+        blocked[client] = time.monotonic() + wait
+        raise _too_many_failures(wait) from None
 
 
 def get_services(request: Request) -> Services:
@@ -36,8 +110,7 @@ async def current_principal(
         raise Unauthorized(
             "Send your API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
         )
-    async with services.sessions() as session:
-        principal = await authenticate(session, secret.strip())
+    principal = await _authenticate(request, services, secret.strip())
     request.state.principal = principal
     services.last_used.note(principal.key_id)
     limit = principal.rate_limit_per_minute or services.settings.rate_limit_per_minute

@@ -6,6 +6,17 @@ of a body and then nothing, and hold the request for ever. ``RequestGuard`` answ
 with 431 and the second with 408, both with ``Connection: close``. A client that leaves in the
 middle of its body is logged here at info; the read then ends with Starlette's
 ``ClientDisconnect``, answered as 499 (``alttext.errors``), never as a 500.
+
+The guard also opens the request's lease on the memory budget (``alttext.inflight``) and
+counts the body into it as the application reads it: the declared Content-Length is taken at
+the first read, before any byte is accepted, and a body without one grows the lease piece by
+piece. Past the budget the read raises 503 ``service_unavailable`` with ``Retry-After``; before
+that answer goes out, the rest of the body is read and thrown away (nothing of it is kept), so
+the client, still sending, gets the answer instead of a reset connection. A body that does not
+end within ``DRAIN_MAX_BYTES`` or the read timeout gets the answer with ``Connection: close``.
+Nothing is counted before the application reads, so a client without a valid key cannot hold
+the budget. The lease is given back when the response has been sent. And the guard gives the
+request its place in the CPU queue (``alttext.runtime.arrival``): the order of arrival.
 """
 
 from __future__ import annotations
@@ -18,9 +29,14 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alttext.config import Settings
-from alttext.errors import HeadersTooLarge, RequestTimeout, problem_response
+from alttext.errors import HeadersTooLarge, RequestTimeout, ServiceUnavailable, problem_response
+from alttext.inflight import InflightBudget, Lease
+from alttext.runtime import arrival
 
 log = logging.getLogger("alttext.http")
+
+# A refused body is read to its end and discarded up to this size; a longer one is cut off.
+DRAIN_MAX_BYTES = 128 * 1024 * 1024
 
 
 def _setting(scope: Scope, name: str) -> Any:
@@ -38,20 +54,82 @@ def head_size(scope: Scope) -> int:
     return target + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
 
 
-class _Body:
-    """The app's receive channel while the body arrives, with a deadline for each piece."""
+def _budget(scope: Scope) -> InflightBudget | None:
+    services = getattr(getattr(scope.get("app"), "state", None), "services", None)
+    budget = getattr(services, "inflight", None)
+    return budget if isinstance(budget, InflightBudget) else None
 
-    def __init__(self, receive: Receive, timeout_s: float, request_id: str | None) -> None:
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            # A malformed value is the body reader's 400 (alttext.http.body).
+            return int(value) if value.isdigit() else None
+    return None
+
+
+class _Body:
+    """The app's receive channel while the body arrives, with a deadline for each piece and
+    the body's bytes counted into the request's lease."""
+
+    def __init__(
+        self,
+        receive: Receive,
+        timeout_s: float,
+        request_id: str | None,
+        lease: Lease | None = None,
+        declared: int | None = None,
+    ) -> None:
         self._receive = receive
         self._timeout_s = timeout_s
         self._request_id = request_id
+        self._lease = lease
+        self._declared = declared
+        self._counted = 0  # bytes of the body taken on the lease so far
+        self._seen = 0
         self.complete = False
         self.timed_out = False
+        self.refused = False
+
+    def _count(self, nbytes: int) -> None:
+        """Take ``nbytes`` more on the lease, or refuse the body with 503."""
+        if self._lease is None or nbytes <= 0:
+            return
+        try:
+            self._lease.grow(nbytes)
+        except ServiceUnavailable:
+            self.refused = True
+            log.info(
+                "request body refused: memory budget full",
+                extra={"request_id": self._request_id, "bytes": nbytes},
+            )
+            raise
+        self._counted += nbytes
+
+    async def drain(self) -> bool:
+        """Read the rest of a refused body and drop it; whether it ended (the connection is
+        then fit for the next request)."""
+        drained = 0
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                while not self.complete:
+                    message = await self._receive()
+                    if message["type"] != "http.request":
+                        return False  # the client left
+                    drained += len(message.get("body", b""))
+                    if drained > DRAIN_MAX_BYTES:
+                        return False
+                    self.complete = not message.get("more_body", False)
+        except TimeoutError:
+            return False
+        return True
 
     async def receive(self) -> Message:
         if self.complete:
             # Only http.disconnect can come now; waiting for it (http/disconnect.py) is no stall.
             return await self._receive()
+        if self._seen == 0 and self._counted == 0 and self._declared:
+            self._count(self._declared)  # the whole declared body, before a byte is read
         try:
             async with asyncio.timeout(self._timeout_s):
                 message = await self._receive()
@@ -69,8 +147,12 @@ class _Body:
                 "client disconnected during the request body",
                 extra={"request_id": self._request_id},
             )
-        elif not message.get("more_body", False):
-            self.complete = True
+        else:
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._counted:
+                self._count(self._seen - self._counted)
+            if not message.get("more_body", False):
+                self.complete = True
         return message
 
 
@@ -97,12 +179,33 @@ class RequestGuard:
             response = problem_response(problem, request_id, headers={"Connection": "close"})
             await response(scope, receive, send)
             return
-        body = _Body(receive, _setting(scope, "body_read_timeout_s"), request_id)
+        budget = _budget(scope)
+        # The request's place in the CPU queue is its arrival (alttext.runtime).
+        with arrival():
+            if budget is None:
+                await self._serve(scope, receive, send, request_id, None)
+                return
+            with budget.request() as lease:
+                await self._serve(scope, receive, send, request_id, lease)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str | None,
+        lease: Lease | None,
+    ) -> None:
+        timeout_s = _setting(scope, "body_read_timeout_s")
+        body = _Body(receive, timeout_s, request_id, lease, _declared_length(scope))
 
         async def send_closing(message: Message) -> None:
-            # After a stalled body the connection is in an unknown state: end it.
-            if message["type"] == "http.response.start" and body.timed_out:
-                MutableHeaders(scope=message)["Connection"] = "close"
+            if message["type"] == "http.response.start":
+                # A refused body's sender is still sending: let it finish, then answer.
+                in_sync = body.refused and not body.timed_out and await body.drain()
+                # After a stalled or cut-off body the connection is in an unknown state: end it.
+                if body.timed_out or (body.refused and not in_sync):
+                    MutableHeaders(scope=message)["Connection"] = "close"
             await send(message)
 
         await self.app(scope, body.receive, send_closing)

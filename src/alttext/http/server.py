@@ -15,7 +15,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "server_header": False,
         # Bounded by ALTTEXT_MAX_INFLIGHT_MB for images; this bounds connections.
         "limit_concurrency": 1000,
-        "timeout_graceful_shutdown": 30,
+        # SIGTERM/SIGINT: stop listening at once (new connections are refused), close idle
+        # keep-alive connections, let requests in flight finish for up to this long, then
+        # cancel the rest (their reservations are released) and run the lifespan's shutdown.
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
         # Caps the request line and headers while they are read, but only with the pure-Python
         # h11 parser (uvicorn's choice when httptools is not installed). httptools has no such
         # cap; there RequestGuard answers 431 once the head is in (docs/configuration.md).

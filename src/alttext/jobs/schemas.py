@@ -3,16 +3,28 @@ the worker, the dashboard and the SDK's tests share them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from alttext.describe.types import MAX_CONTEXT_CHARS, Role
-from alttext.generation.schemas import MAX_URL_CHARS, AltTextOptions, Problem
+from alttext.generation.schemas import (
+    HTTP_URL_SCHEMA,
+    LANGUAGE_LIST_SCHEMA,
+    LANGUAGE_TAG_SCHEMA,
+    MAX_URL_CHARS,
+    AltTextOptions,
+    Problem,
+)
 
 MAX_JOB_ITEMS = 10_000
 JobStatus = Literal["queued", "running", "paused", "completed", "failed", "cancelled"]
 ItemStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+# A URL stored now and fetched later: its shape is checked at once (jobs.service.checked_url).
+HttpUrl = Annotated[str, WithJsonSchema(HTTP_URL_SCHEMA)]
+OptionalHttpUrl = Annotated[
+    str | None, WithJsonSchema({"anyOf": [HTTP_URL_SCHEMA, {"type": "null"}]})
+]
 
 
 class JobItemIn(BaseModel):
@@ -24,17 +36,21 @@ class JobItemIn(BaseModel):
     id: Annotated[str | None, Field(min_length=1, max_length=100)] = Field(
         None, description="Your id for the item; results carry it back."
     )
-    image_url: Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS)]
+    image_url: Annotated[HttpUrl, Field(min_length=1, max_length=MAX_URL_CHARS)]
     context: Annotated[str | None, Field(max_length=MAX_CONTEXT_CHARS)] = None
     role: Role | None = None
     link_target: Annotated[str | None, Field(max_length=MAX_URL_CHARS)] = None
-    language: str | list[str] | None = None
+    # Checked merged with the job's defaults, as AltTextOptions.language.
+    language: Annotated[
+        str | list[str] | None,
+        WithJsonSchema({"anyOf": [LANGUAGE_TAG_SCHEMA, LANGUAGE_LIST_SCHEMA, {"type": "null"}]}),
+    ] = None
 
 
 class JobSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS)] = Field(
+    url: Annotated[HttpUrl, Field(min_length=1, max_length=MAX_URL_CHARS)] = Field(
         description="An HTML page (crawled with its same-host links) or a sitemap (or index)."
     )
     max_pages: Annotated[int | None, Field(ge=1, le=100_000)] = Field(
@@ -42,8 +58,17 @@ class JobSource(BaseModel):
     )
 
 
+# Exactly one of the two (``_items_or_source``); the other absent or null.
+ITEMS_OR_SOURCE: dict[str, Any] = {
+    "oneOf": [
+        {"required": ["items"], "properties": {"items": {"type": "array"}}},
+        {"required": ["source"], "properties": {"source": {"type": "object"}}},
+    ]
+}
+
+
 class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ITEMS_OR_SOURCE)
 
     items: Annotated[list[JobItemIn] | None, Field(min_length=1, max_length=MAX_JOB_ITEMS)] = None
     source: JobSource | None = None
@@ -55,7 +80,7 @@ class JobCreate(BaseModel):
     defaults: AltTextOptions | None = Field(
         None, description="Options for every item unless the item sets them."
     )
-    webhook_url: Annotated[str | None, Field(max_length=MAX_URL_CHARS)] = Field(
+    webhook_url: Annotated[OptionalHttpUrl, Field(max_length=MAX_URL_CHARS)] = Field(
         None, description="Receives job.completed, job.failed, job.cancelled and job.paused."
     )
 

@@ -14,6 +14,18 @@ Order, so that a failure leaves either nothing changed or everything done:
    delivery attempts, the webhook signing version, and any future table with an
    ``account_id``) is deleted, children before parents, and then the account row itself. Keys
    stop working at that commit; an ``erase`` audit event names the anonymised id only.
+3. The account's cached results (``alttext.result_cache``: alt text, never images) are
+   deleted: from the caller's cache (the API process's own, or Redis), or — for a caller
+   without one, such as the CLI — from Redis when ``ALTTEXT_REDIS_URL`` is set. With Redis down
+   they are left to expire within ``ALTTEXT_CACHE_TTL_S`` (logged); no request can reach them,
+   as their key starts with an account id that never comes back. An in-process cache of
+   another process (the CLI erasing while the server runs without Redis) cannot be reached and
+   expires the same way.
+4. The database's own files keep no copy (``db.scrub_sqlite``, ``db.vacuum_postgres``): on
+   SQLite, whose connections run with ``secure_delete`` (deleted rows are zeroed), the WAL is
+   checkpointed and emptied, so neither the database file nor its ``-wal`` holds the rows; on
+   PostgreSQL the tables touched are vacuumed in the background (docs/privacy.md says what
+   that does and does not promise).
 
 What is kept, field by field (docs/privacy.md repeats this):
 
@@ -39,23 +51,26 @@ What is kept, field by field (docs/privacy.md repeats this):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alttext.accounts.models import Account
 from alttext.billing.models import CreditEntry, StripeEvent
 from alttext.billing.stripe_client import StripeGateway, configured_secret
 from alttext.config import Settings
-from alttext.db import Base, transaction, utcnow
+from alttext.db import Base, scrub_sqlite, transaction, utcnow, vacuum_postgres
 from alttext.errors import InvalidRequest, NotFound
 from alttext.ids import new_id
 from alttext.privacy.audit import Actor, record
 from alttext.privacy.models import AuditEvent
+from alttext.result_cache import ResultCache, build_result_cache
 
 log = logging.getLogger("alttext.privacy.erasure")
 
@@ -191,6 +206,58 @@ async def _erase_rows(session: AsyncSession, account_id: str, *, actor: Actor) -
     return ErasureSummary(accounting_id=anon_id, kept=kept, deleted=deleted)
 
 
+_VACUUMS: set[asyncio.Task[None]] = set()  # running in the background; referenced till done
+VACUUM_WAIT_S = 2.0  # the erasure's answer waits this long for the VACUUM, then goes on
+
+
+async def _vacuum(engine: AsyncEngine, tables: list[str]) -> None:
+    try:
+        await vacuum_postgres(engine, tables)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning(
+            "VACUUM after an erasure failed; autovacuum will prune the rows later",
+            extra={"error_type": type(exc).__name__},
+        )
+
+
+async def _scrub_files(sessions: async_sessionmaker[AsyncSession], summary: ErasureSummary) -> None:
+    """Once the rows are deleted: leave no copy in the database's own files (docs/privacy.md,
+    "Erasure on disk"). SQLite: the WAL is checkpointed and emptied now (``secure_delete``
+    zeroed the rows). PostgreSQL: the tables touched are vacuumed, outside any transaction as
+    VACUUM must be; small tables are done within ``VACUUM_WAIT_S``, large ones (it reads their
+    indexes) go on in the background."""
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        return
+    try:
+        if not await scrub_sqlite(engine):
+            log.warning("the WAL checkpoint after an erasure was held up by a reader")
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning(
+            "the WAL checkpoint after an erasure failed", extra={"error_type": type(exc).__name__}
+        )
+    if engine.dialect.name == "postgresql":
+        touched = {"accounts", *(t for t, n in {**summary.deleted, **summary.kept}.items() if n)}
+        task = asyncio.get_running_loop().create_task(_vacuum(engine, sorted(touched)))
+        _VACUUMS.add(task)
+        task.add_done_callback(_VACUUMS.discard)
+        await asyncio.wait({task}, timeout=VACUUM_WAIT_S)  # not cancelled when it takes longer
+
+
+async def _clear_cached_results(
+    settings: Settings, cache: ResultCache | None, account_id: str
+) -> int:
+    if cache is not None:
+        return await cache.clear_account(account_id)
+    if not settings.redis_url:
+        return 0  # in-process caches live in the API processes (see the module's docstring)
+    transient = build_result_cache(settings)
+    try:
+        return await transient.clear_account(account_id)
+    finally:
+        await transient.aclose()
+
+
 async def erase_account(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -199,7 +266,10 @@ async def erase_account(
     confirm: str,
     actor: Actor,
     gateway_factory: GatewayFactory = StripeGateway.from_settings,
+    cache: ResultCache | None = None,
 ) -> ErasureSummary:
+    """``cache`` is the process's result cache (``services.result_cache``), whose entries of
+    the account are deleted once the rows are gone."""
     async with sessions() as session:
         account = await session.get(Account, account_id)
     if account is None or account.status == "erased":
@@ -213,5 +283,10 @@ async def erase_account(
     await _delete_stripe_customer(settings, account.stripe_customer_id, gateway_factory)
     async with transaction(sessions) as session:
         summary = await _erase_rows(session, account_id, actor=actor)
-    log.info("account erased", extra={"accounting_id": summary.accounting_id})
+    await _scrub_files(sessions, summary)
+    cached = await _clear_cached_results(settings, cache, account_id)
+    log.info(
+        "account erased",
+        extra={"accounting_id": summary.accounting_id, "cached_results_deleted": cached},
+    )
     return summary

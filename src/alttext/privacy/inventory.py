@@ -1,9 +1,11 @@
-"""What the service stores, table by table and column by column, and the cookies it sets.
+"""What the service stores, table by table and column by column, the result cache outside the
+database, and the cookies it sets.
 
 The /privacy page is rendered from this, and tests/privacy/test_policy.py checks it against
 the real models in both directions: a new column without a description here fails the build,
 and so does a description of a column that no longer exists. So the published list of stored
-fields cannot drift from the database.
+fields cannot drift from the database. The result cache's fields (``CACHE_FIELDS_DOC``) are
+checked the same way against ``alttext.result_cache.CACHED_FIELDS`` (tests/test_result_cache.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ class TableDoc:
     purpose: str
     retention: str
     columns: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class StoreDoc:
+    """Something kept outside the database (the result cache): what, where, how long."""
+
+    name: str
+    title: str
+    purpose: str
+    where: str
+    retention: str
+    fields: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -449,4 +463,65 @@ def data_inventory(
     }
 
 
-__all__ = ["COOKIES", "Cookie", "TableDoc", "data_inventory"]
+# What one cached result holds: exactly result_cache.CACHED_FIELDS, plus the key it is kept under
+# (tests/test_result_cache.py checks both ways).
+CACHE_FIELDS_DOC = {
+    "key": "A one-way hash (SHA-256) of the prepared image's hash, the options that shape the "
+    "answer (role, context, link target, languages, maximum length, keywords, long "
+    "description), the model asked for and the prompt version, stored under your account "
+    "id. The image cannot be recovered from it.",
+    "alt_text": "The alt text written, in the first language.",
+    "alt_texts": "The alt text in every language asked for.",
+    "decorative": "Whether the image was judged decorative.",
+    "role": "The image's role (informative, decorative, functional, …).",
+    "language": "The first language.",
+    "long_description": "The long description, if one was written.",
+    "text_in_image": "The text read in the image, if any.",
+    "needs_review": "Whether a person should check the alt text.",
+    "review_reasons": "Why it should be checked.",
+    "model": "The model that answered.",
+    "image": "The image's format and size in pixels, as received and as sent to the model.",
+    "cache_key": "The same one-way hash of the prepared image's hash and the options, as the "
+    "engine reports it.",
+}
+
+
+def result_cache_inventory(cache_ttl_s: float, *, redis: bool) -> StoreDoc:
+    """The result cache (alttext.result_cache), for ``ALTTEXT_CACHE_TTL_S`` and the backend."""
+    if cache_ttl_s <= 0:
+        kept = "Nothing: the result cache is turned off on this deployment."
+    else:
+        hours = cache_ttl_s / 3600
+        span = f"{hours:g} hours" if hours >= 1 else f"{cache_ttl_s:g} seconds"
+        kept = (
+            f"{span} after the alt text was written, then it expires; an answer given from "
+            "the cache does not extend it. Deleted at once when the account is erased."
+        )
+    where = (
+        "In Redis, shared by this service's processes, under keys that start with your "
+        "account id; never in the database."
+        if redis
+        else "In the memory of the server process that wrote it (gone when it restarts); "
+        "never in the database or on disk."
+    )
+    return StoreDoc(
+        "result_cache",
+        "Result cache",
+        "So that the same image sent again with the same options, by the same account, is "
+        "answered at once and free, without asking a model again. Kept per account: one "
+        "account's results are never given to another. It holds the alt text we wrote, never "
+        "the image.",
+        where,
+        kept,
+        CACHE_FIELDS_DOC,
+    )
+
+
+__all__ = [
+    "COOKIES",
+    "Cookie",
+    "StoreDoc",
+    "TableDoc",
+    "data_inventory",
+    "result_cache_inventory",
+]

@@ -251,7 +251,7 @@ async def _roll_up_usage_batch(session: AsyncSession, cutoff: datetime) -> tuple
     for created_at, model, status, credits, tin, tout, cost in rows:
         count += 1
         t = groups[(created_at.astimezone(UTC).strftime("%Y-%m"), model or "")]
-        ok = status in ("succeeded", "decorative")  # a free decorative answer is no failure
+        ok = status in ("succeeded", "decorative", "cached")  # free answers are no failures
         t["requests"] += 1
         t["succeeded"] += int(ok)
         t["failed"] += int(not ok)

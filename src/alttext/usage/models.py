@@ -20,7 +20,7 @@ class UsageEvent(Base):
     )
     key_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    status: Mapped[str] = mapped_column(String(10))  # succeeded | failed
+    status: Mapped[str] = mapped_column(String(10))  # succeeded|failed|decorative|cached
     error_code: Mapped[str | None] = mapped_column(String(40))
     model: Mapped[str | None] = mapped_column(String(200))
     input_tokens: Mapped[int | None] = mapped_column(Integer)

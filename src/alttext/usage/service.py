@@ -1,9 +1,11 @@
 """Summing usage events by period and model (generation records them with its settle or release).
 
-Statuses: ``succeeded`` (charged), ``failed`` (never charged) and ``decorative`` (the caller
-marked the image decorative: answered ``""`` without a model, 0 credits). A decorative request
-counts as a request that succeeded, is never a failure, and adds nothing to credits or tokens;
-``decorative`` counts them on their own, so charged requests = succeeded - decorative.
+Statuses: ``succeeded`` (charged), ``failed`` (never charged), ``decorative`` (the caller
+marked the image decorative: answered ``""`` without a model, 0 credits) and ``cached`` (answered
+from the result cache, or by an identical request's model call running at the same time: no
+model call, 0 credits, 0 tokens). Decorative and cached requests count as requests that
+succeeded, are never failures, and add nothing to credits or tokens; ``decorative`` and
+``cached`` count them on their own, so charged requests = succeeded - decorative - cached.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class UsageRow:
     output_tokens: int
     upstream_cost_usd: float
     decorative: int = 0
+    cached: int = 0
+
+
+FREE_SUCCESSES = ("decorative", "cached")
 
 
 def _period(dialect: str, granularity: Granularity) -> ColumnElement[str]:
@@ -52,9 +58,10 @@ async def aggregate(
     granularity: Granularity,
 ) -> list[UsageRow]:
     period = _period(session.get_bind().dialect.name, granularity).label("period")
-    succeeded = func.sum(case((UsageEvent.status.in_(("succeeded", "decorative")), 1), else_=0))
+    succeeded = func.sum(case((UsageEvent.status.in_(("succeeded", *FREE_SUCCESSES)), 1), else_=0))
     failed = func.sum(case((UsageEvent.status == "failed", 1), else_=0))
     decorative = func.sum(case((UsageEvent.status == "decorative", 1), else_=0))
+    cached = func.sum(case((UsageEvent.status == "cached", 1), else_=0))
     query = (
         select(
             period,
@@ -63,6 +70,7 @@ async def aggregate(
             succeeded,
             failed,
             decorative,
+            cached,
             func.sum(UsageEvent.credits),
             func.coalesce(func.sum(UsageEvent.input_tokens), 0),
             func.coalesce(func.sum(UsageEvent.output_tokens), 0),
@@ -89,6 +97,7 @@ async def aggregate(
             output_tokens=int(tout),
             upstream_cost_usd=round(float(cost), 8),
             decorative=int(free or 0),
+            cached=int(hits or 0),
         )
-        for p, model, n, ok, bad, free, credits, tin, tout, cost in rows
+        for p, model, n, ok, bad, free, hits, credits, tin, tout, cost in rows
     ]

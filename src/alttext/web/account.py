@@ -198,6 +198,7 @@ async def delete_account(request: Request, services: ServicesDep, user: User) ->
             user.account.id,
             confirm=confirm,
             actor="account",
+            cache=services.result_cache,
         )
     except AppError as exc:
         return await _page(request, services, user, failure=exc.detail, status_code=exc.http_status)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from alttext.http.deps import ServicesDep
-from alttext.privacy.inventory import COOKIES, data_inventory
+from alttext.privacy.inventory import COOKIES, data_inventory, result_cache_inventory
 from alttext.privacy.retention import UNVERIFIED_SIGNUP_TTL, retention_schedule
 from alttext.web.apidocs import reference
 from alttext.web.session import OptionalUser
@@ -37,6 +37,11 @@ async def privacy(request: Request, services: ServicesDep, user: OptionalUser) -
         "schedule": retention_schedule(
             services.settings.retention_days, services.settings.job_retention_days
         ),
+        "caches": [
+            result_cache_inventory(
+                services.settings.cache_ttl_s, redis=bool(services.settings.redis_url)
+            )
+        ],
         "cookies": COOKIES,
         "active": "privacy",
         "unverified_hours": int(UNVERIFIED_SIGNUP_TTL.total_seconds() // 3600),

@@ -5,6 +5,11 @@ chain (``models``), the privacy routing (``provider.data_collection: "deny"`` on
 attribution headers. Failures are retried with jittered backoff inside one time budget, and
 every way an upstream can fail — including errors hidden inside HTTP 200 — ends in one of the
 ``Upstream*`` errors with a detail that never carries the image or the key.
+
+With ``breakers`` (``breaker.py``) each model of the chain has a circuit breaker: a model whose
+circuit is open is left out of the chain at once, a retry asks the next model instead of the one
+that just failed, and when every circuit is open the call fails at once with 503
+``upstream_unavailable`` and a ``Retry-After`` of the time until the first probe.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from alttext.describe.errors import (
     UpstreamUnavailable,
 )
 from alttext.describe.providers.base import ModelInfo, ModelReply, ModelRequest, UpstreamObserver
+from alttext.describe.providers.breaker import ChainWalk, CircuitBreakers
 from alttext.describe.providers.chat_wire import (
     AttemptFailed,
     WireOptions,
@@ -75,6 +81,8 @@ class ChatCompletionsProvider:
     provider own one, which ``aclose`` then closes. ``sleep``, ``clock`` and ``jitter`` are
     injectable so tests can watch the backoff without waiting for it. ``on_upstream`` is told
     of every HTTP call to the server (retries included): model, outcome and seconds.
+    ``breakers`` (optional) holds a circuit per model; without it every attempt asks the whole
+    chain.
     """
 
     def __init__(
@@ -86,8 +94,10 @@ class ChatCompletionsProvider:
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         on_upstream: UpstreamObserver | None = None,
+        breakers: CircuitBreakers | None = None,
     ) -> None:
         self._config = config
+        self.breakers = breakers
         self._owns_client = client is None
         self._client = client if client is not None else httpx.AsyncClient()
         self._sleep = sleep
@@ -108,29 +118,40 @@ class ChatCompletionsProvider:
         chain = (request.model,) if request.model else config.models
         if not chain:
             raise UpstreamError(f"No model is configured for {self._label}")
-        key = ",".join(chain)
-        with_format = request.json_schema is not None and key not in self._no_format
+        # OpenRouter walks a chain itself; other servers (and a chosen model) get one model.
+        one_model = request.model is not None or not config.openrouter
+        walk = ChainWalk(chain, self.breakers, limit=1 if one_model else None)
+        format_dropped = False
         max_tokens = request.max_tokens
         widened = False
         deadline = self._clock() + config.total_budget_s
         attempt = 0
+        last: AttemptFailed | None = None
         while True:
             attempt += 1
             remaining = deadline - self._clock()
+            admission = walk.next()
+            if admission is None:
+                raise self._circuits_open(walk, last)
+            key = ",".join(admission.models)
+            with_format = request.json_schema is not None and not format_dropped
+            with_format = with_format and key not in self._no_format
             options = WireOptions(
-                self._model_fields(request.model, chain),
+                self._model_fields(request.model, admission.models),
                 self._provider_prefs(),
                 with_format,
                 max_tokens,
             )
             try:
-                return await self._attempt(request, options, min(config.timeout_s, remaining))
+                reply = await self._attempt(request, options, min(config.timeout_s, remaining))
             except AttemptFailed as failure:
+                last = failure
+                walk.failed(admission, health=_health_failure(failure))
                 if failure.format_rejected and with_format:
                     # Structured output is a nicety: the engine parses JSON from plain text too.
                     logger.info("response_format unsupported for %s; retrying without it", key)
                     self._no_format.add(key)
-                    with_format = False
+                    format_dropped = True
                     attempt -= 1
                     continue
                 if failure.cut_off and not widened:
@@ -144,6 +165,10 @@ class ChatCompletionsProvider:
                     return failure.partial
                 elif failure.cut_off or not failure.retryable:
                     raise self._public(failure) from None
+                elif walk.blocked():
+                    raise self._circuits_open(walk, failure) from None
+                elif walk.moves_on():
+                    delay = 0.0  # the next model need not wait for the one that failed
                 else:
                     delay = self._delay(attempt, failure.retry_after)
                 remaining = deadline - self._clock()
@@ -162,6 +187,12 @@ class ChatCompletionsProvider:
                 )
                 if delay > 0:
                     await self._sleep(delay)
+            except BaseException:
+                walk.abandon(admission)
+                raise
+            else:
+                walk.answered(admission, reply.model)
+                return reply
 
     async def models(self) -> list[ModelInfo]:
         now = self._clock()
@@ -329,6 +360,17 @@ class ChatCompletionsProvider:
             retry_after = _DEFAULT_RETRY_AFTER_S
         return cls(text, retry_after=retry_after)
 
+    def _circuits_open(self, walk: ChainWalk, last: AttemptFailed | None) -> AppError:
+        """Every model of the chain is paused by its circuit breaker: 503 at once, with the
+        time until the first probe as Retry-After."""
+        models = ", ".join(walk.chain)
+        since = f" (last failure: {scrub(last.detail, self._secrets())})" if last else ""
+        return UpstreamUnavailable(
+            f"Every model of the chain ({models}) failed repeatedly and is paused until its "
+            f"circuit breaker lets a probe through{since}",
+            retry_after=walk.retry_after(),
+        )
+
     def _exhausted(self, failure: AttemptFailed, attempts: int) -> AppError:
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         return self._public(failure, detail=f"{failure.detail} (gave up after {tries})")
@@ -353,6 +395,13 @@ def _notify(observer: UpstreamObserver, model: str, outcome: str, started: float
         observer(model, outcome, time.perf_counter() - started)
     except Exception:  # an observer's failure must never fail a generation
         logger.exception("upstream observer failed")
+
+
+def _health_failure(failure: AttemptFailed) -> bool:
+    """Whether a failed call puts the model's health in doubt (counts against its circuit):
+    5xx, 429, timeouts, unreachable, errors inside HTTP 200, broken or empty answers. A bad
+    request, a refused key, moderation, a refused response_format or a cut-off answer do not."""
+    return failure.retryable and not failure.cut_off and not failure.format_rejected
 
 
 def _outcome(failure: AttemptFailed) -> str:
