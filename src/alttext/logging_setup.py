@@ -60,6 +60,15 @@ def configure_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Libraries that log request lines or URLs at INFO, or (aiosqlite) every SQL statement with
-    # its parameters at DEBUG (alt text, e-mail addresses): keep them quiet.
-    for name in ("httpx", "httpcore", "uvicorn.access", "RapidOCR", "rapidocr", "aiosqlite"):
+    # its parameters at DEBUG (alt text, e-mail addresses), or (pyvips) the image bytes they
+    # are given: keep them quiet.
+    for name in (
+        "httpx",
+        "httpcore",
+        "uvicorn.access",
+        "RapidOCR",
+        "rapidocr",
+        "aiosqlite",
+        "pyvips",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)

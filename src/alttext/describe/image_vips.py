@@ -48,7 +48,7 @@ def _vips() -> Any:
     # libvips' own chatter at INFO: no image byte may reach a log, whatever the app's level.
     logging.getLogger("pyvips").setLevel(logging.WARNING)
     try:
-        import pyvips  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        import pyvips
     except (ImportError, OSError):  # not installed, or its shared library does not load
         return None
     pyvips.block_untrusted_set(True)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from alttext.describe.errors import AppError, UpstreamError, UpstreamUnavailable
+from alttext.describe.errors import AppError, UpstreamUnavailable
 from alttext.describe.providers.breaker import (
     Admission,
     BreakerConfig,
