@@ -229,7 +229,12 @@ class KeyCache:
         self.invalidate(change)
         if self._publisher is None:
             return
-        task = asyncio.get_running_loop().create_task(self.publish(change))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a synchronous caller: nobody to publish with
+            log.warning("an API key invalidation could not be published (no event loop)")
+            return
+        task = loop.create_task(self.publish(change))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
         proxy = async_session(session)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from alttext import idempotency
 from alttext.accounts.service import Principal
-from alttext.api.alt_text_input import validation_problem
+from alttext.api.alt_text_input import decode_image, validation_problem
 from alttext.api.openapi import idempotency_key_header, problems
 from alttext.api.routes import ResourceRoute
 from alttext.billing import credits
@@ -28,7 +28,6 @@ from alttext.errors import (
     problem_fields,
     request_id_of,
 )
-from alttext.generation.image_input import decode_image_field
 from alttext.generation.schemas import (
     MAX_BATCH_ITEMS,
     AltTextOptions,
@@ -98,7 +97,7 @@ async def _run_item(
             options = AltTextRequest.model_validate(fields)
         except ValidationError as exc:
             raise validation_problem(exc) from None
-        image = decode_image_field(options.image) if options.image is not None else None
+        image = await decode_image(options.image) if options.image is not None else None
         async with gate:
             result = await generate(services, principal, options, image, request_id=new_id("req"))
         return BatchItemResult(id=item_id, status="succeeded", result=result)

@@ -22,6 +22,7 @@ from taskiq.kicker import AsyncKicker
 from alttext import scheduler
 from alttext.jobs import crawl_job, runner, sweep, webhook_delivery
 from alttext.process import Services
+from alttext.runtime import background
 from alttext.scheduler import PeriodicTask
 
 log = logging.getLogger("alttext.jobs")
@@ -68,7 +69,9 @@ class JobsRunner:
     async def crawl(self, job_id: str) -> None:
         if self.stopping.is_set():
             return
-        with self._tracked():
+        # The in-memory broker runs this in a copy of the sending request's context: make it
+        # background work, which the CPU pool queues but never refuses (alttext.runtime).
+        with self._tracked(), background():
             if await crawl_job.run_crawl(self.services, job_id):
                 await self._wake_job_account(job_id)
                 await runner.finish_if_done(self.services, job_id)
@@ -81,7 +84,7 @@ class JobsRunner:
             return
         self._drivers[account_id] += 1
         try:
-            with self._tracked():
+            with self._tracked(), background():
                 await runner.drive(self.services, account_id, self.stopping)
         finally:
             self._drivers[account_id] -= 1
