@@ -17,7 +17,7 @@ endif
 RUN := $(UV) run --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint bench check-lock audit clean
+.PHONY: install run test lint bench chaos check-lock audit clean
 
 $(LOCAL_UV): tools/bootstrap_uv.py
 	$(PYTHON) tools/bootstrap_uv.py $@
@@ -49,6 +49,11 @@ bench: install
 	$(RUN) python bench/run.py
 
 # uv.lock still matches pyproject.toml (after editing dependencies: `$(UV) lock`).
+# The long failure scenarios (tests/chaos, marked `chaos`; their short variants run in `make test`).
+# Figures go to var/chaos/*.json.
+chaos: install
+	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
 check-lock: $(UV)
 	$(UV) lock --check
 

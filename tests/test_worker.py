@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,18 +127,38 @@ async def test_stopping_a_worker_hands_its_running_items_back(database_url: str)
             assert held in (None, "released")
 
 
-def _worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "alttext", "worker"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "alttext", "worker"],
+            env={**os.environ, **env},
+            stdout=sink,
+            stderr=sink,
+        )
+
+
+async def _stopped(proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> int:
+    """SIGTERM ``proc`` and wait for its exit status; its log tail if it does not exit."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        import time as _t
+
+        _s = _t.monotonic()
+        rc = await asyncio.to_thread(proc.wait, timeout)
+        print("STOPTIME", log.name, round(_t.monotonic() - _s, 2), flush=True)
+        return rc
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(2)
+        proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack to the log
+        await asyncio.to_thread(proc.wait, 10)
+        tail = log.read_text(errors="replace")[-6000:]
+        raise AssertionError(f"the worker did not stop within {timeout:g} s:\n{tail}") from None
 
 
 @pytest.mark.skipif(REDIS_URL is None, reason="needs ALTTEXT_TEST_REDIS_URL (CI sets it)")
 async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged_once(
-    database_url: str, fake_openrouter: Any
+    database_url: str, fake_openrouter: Any, tmp_path: Path
 ) -> None:
     """``alttext worker`` as an OS process, SIGTERMed while an item waits on the model: it
     exits 0 within seconds, the item is pending again with its credit released (not lost, not
@@ -157,7 +178,8 @@ async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged
         "ALTTEXT_JOB_LEASE_S": "3",
         "ALTTEXT_JOB_SWEEP_S": "0.2",
         "ALTTEXT_CACHE_TTL_S": "0",
-        "ALTTEXT_LOG_LEVEL": "WARNING",
+        "ALTTEXT_LOG_LEVEL": "INFO",  # into tmp_path: shown if a worker does not stop
+        "PYTHONFAULTHANDLER": "1",
     }
     fake_openrouter.script(Slow(60))  # the first attempt waits on the model until SIGTERM
     with running_image_host() as host:
@@ -186,7 +208,7 @@ async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged
                         select(CreditReservation.state).where(CreditReservation.id == request_id)
                     )
 
-            first = _worker_process(env)
+            first = _worker_process(env, tmp_path / "first.log")
             try:
                 await jobs_tasks.wake_account(services, account.id)
 
@@ -200,8 +222,7 @@ async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged
 
                 await wait_for(in_model_call, timeout=60)
                 attempt = (await item()).request_id
-                first.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(first.wait, 20) == 0
+                assert await _stopped(first, tmp_path / "first.log") == 0
             finally:
                 if first.poll() is None:
                     first.kill()
@@ -211,7 +232,7 @@ async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged
             assert handed_back.lease_until is None
             assert await reservation(attempt) == "released"
 
-            second = _worker_process(env)  # the model answers at once now
+            second = _worker_process(env, tmp_path / "second.log")  # the model answers at once
             try:
 
                 async def succeeded() -> bool:
@@ -219,8 +240,7 @@ async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged
 
                 await wait_for(succeeded, timeout=60)
             finally:
-                second.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(second.wait, 20) == 0
+                assert await _stopped(second, tmp_path / "second.log") == 0
             async with services.sessions() as session:
                 done = await item()
                 states = (

@@ -51,25 +51,41 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         jobs_tasks.running(services, schedule=True) as jobs,
     ):
         services.broker.is_worker_process = True
-        await _until_queue_ready(services.broker, stop)
-        receiver = Receiver(
-            services.broker,
-            max_async_tasks=settings.worker_concurrency,
-            # Messages are wake-ups and the database holds the work (alttext.queue), so a
-            # message is done once received; a worker that dies loses nothing but a wake-up.
-            ack_type=AcknowledgeType.WHEN_RECEIVED,
-            run_startup=False,  # open_process started the broker
-            propagate_exceptions=False,
-        )
-        finish = asyncio.Event()
-        listening = asyncio.create_task(receiver.listen(finish))
-        log.info("worker started", extra={"concurrency": settings.worker_concurrency})
         stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({listening, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finish.set()
-        await jobs.stop()  # hand running items back before the receiver drains
+        delay = 0.5
+        while not stop.is_set():
+            await _until_queue_ready(services.broker, stop)
+            if stop.is_set():
+                break
+            finish = asyncio.Event()
+            listening = asyncio.create_task(_receiver(services.broker, settings).listen(finish))
+            log.info("worker listening", extra={"concurrency": settings.worker_concurrency})
+            await asyncio.wait({listening, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finish.set()
+            if stop.is_set():
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                    await listening
+                break
+            # The receiver ended on its own: Redis went away under it. Running items carry on
+            # (their leases live in the database); listen again once Redis answers.
+            failure = listening.exception() if not listening.cancelled() else None
+            log.warning("queue connection lost; reconnecting", exc_info=failure)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 30.0)
+        await jobs.stop()  # hand running items back
         stopped.cancel()
-        listening.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listening
         log.info("worker stopped")
+
+
+def _receiver(broker: AsyncBroker, settings: Settings) -> Receiver:
+    return Receiver(
+        broker,
+        max_async_tasks=settings.worker_concurrency,
+        # Messages are wake-ups and the database holds the work (alttext.queue), so a message
+        # is done once received; a worker that dies loses nothing but a wake-up.
+        ack_type=AcknowledgeType.WHEN_RECEIVED,
+        run_startup=False,  # open_process started the broker
+        propagate_exceptions=False,
+    )

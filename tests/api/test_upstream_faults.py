@@ -112,7 +112,7 @@ def sent_chains(fake: FakeOpenRouter) -> list[Any]:
     return [r.json.get("models", r.json.get("model")) for r in fake.chat_requests]
 
 
-async def wait_for_state(setup: Setup, model: str, state: str, within_s: float = 5.0) -> None:
+async def wait_for_state(setup: Setup, model: str, state: str, within_s: float = 10.0) -> None:
     async with asyncio.timeout(within_s):
         while (await setup.circuits())["models"][model]["state"] != state:
             await asyncio.sleep(0.05)
@@ -126,7 +126,7 @@ async def test_a_failing_model_is_skipped_then_probed_and_closed(
 ) -> None:
     # A answers every call with an error inside HTTP 200: the client retries on B at once.
     faults = {A: ModelFaults(rate=1.0, kinds=("error_in_200",))}
-    async with faulty(faults, breaker_failures=3, breaker_cooldown_s=2.0) as setup:
+    async with faulty(faults, breaker_failures=3, breaker_cooldown_s=4.0) as setup:
         circuits = await setup.circuits()
         assert circuits["status"] == "ok"
         assert circuits["failures_to_open"] == 3
@@ -148,7 +148,7 @@ async def test_a_failing_model_is_skipped_then_probed_and_closed(
         assert circuits["status"] == "degraded"
         assert circuits["models"][A]["state"] == "open"
         assert circuits["models"][A]["consecutive_failures"] == 3
-        assert 0 < circuits["models"][A]["probe_in_s"] <= 2.0
+        assert 0 < circuits["models"][A]["probe_in_s"] <= 4.0
         assert circuits["models"][B]["state"] == "closed"
         opened = await setup.scrape()
         assert sample(opened, "alttext_circuit_state", model=A) == 1
@@ -183,7 +183,7 @@ async def test_a_failing_model_is_skipped_then_probed_and_closed(
 
 async def test_a_failed_probe_opens_the_circuit_again(faulty: Callable[..., Any]) -> None:
     faults = {A: ModelFaults(rate=1.0, kinds=("truncated_json",))}
-    async with faulty(faults, breaker_failures=1, breaker_cooldown_s=1.5) as setup:
+    async with faulty(faults, breaker_failures=1, breaker_cooldown_s=3.0) as setup:
         before = await setup.scrape()
         assert (await setup.post()).status_code == 200
         await wait_for_state(setup, A, "half_open")
@@ -203,7 +203,8 @@ async def test_every_circuit_open_is_503_at_once_and_never_charged(
     faulty: Callable[..., Any],
 ) -> None:
     faults = {m: ModelFaults(rate=1.0, kinds=("error_in_200",)) for m in (A, B)}
-    async with faulty(faults, breaker_failures=2, breaker_cooldown_s=30.0) as setup:
+    settings = {"breaker_failures": 2, "breaker_cooldown_s": 30.0, "upstream_budget_s": 10.0}
+    async with faulty(faults, **settings) as setup:
         first = await setup.post()
         # Attempts went A, B, A (opened), B (opened): the request ends as soon as both are.
         body = assert_upstream_problem(first, 503)
@@ -259,6 +260,7 @@ async def test_breakers_can_be_turned_off(faulty: Callable[..., Any]) -> None:
     faults = {A: ModelFaults(rate=1.0, kinds=("error_in_200",))}
     async with faulty(faults, models=A, breaker_failures=0, upstream_budget_s=1.0) as setup:
         assert "circuits" not in (await setup.readyz())["checks"]
-        for _ in range(3):  # more failed calls than any breaker would allow: all still tried
+        for _ in range(3):  # failed calls in a row, and every request still reaches the model
             assert_upstream_problem(await setup.post(), 502)
-        assert len(setup.fake.chat_requests) >= 6
+        # At least one call per request (more when the 1 s budget allows a retry: not under load).
+        assert len(setup.fake.chat_requests) >= 3

@@ -188,6 +188,9 @@ async def job_results(
     format: Annotated[Literal["json", "csv"], Query(description="csv: every row")] = "json",
 ) -> Response:
     job_id = _job_id(job_id)
+    if starting_after is not None and not _ITEM_ID.match(starting_after):
+        # Checked for CSV too, which streams every row: a malformed parameter is never ignored.
+        raise InvalidRequest("starting_after must be an item id (item_…).", status=400)
     if format == "csv":
         # Ownership is checked before the first byte: a stream cannot turn into a 404 later.
         await service.get_job(services.sessions, principal.account_id, job_id)
@@ -196,8 +199,6 @@ async def job_results(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{job_id}-results.csv"'},
         )
-    if starting_after is not None and not _ITEM_ID.match(starting_after):
-        raise InvalidRequest("starting_after must be an item id (item_…).", status=400)
     rows, more = await service.results_page(
         services.sessions,
         principal.account_id,

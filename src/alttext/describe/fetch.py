@@ -10,6 +10,9 @@ The threat is server-side request forgery, so every hop is checked the same way:
   name in ``Host`` and, for https, in TLS SNI and certificate verification via httpcore's
   ``sni_hostname`` extension), so a DNS answer that changes between check and connect
   (rebinding) cannot redirect the connection;
+* an https connection carries one request (``Connection: close``): the pool keys connections
+  by scheme, IP and port, so a kept-alive one would serve the next request for *another* name
+  at that address on the strength of the first name's certificate;
 * redirects are followed by hand (at most ``max_redirects``), each target re-checked;
 * the body is streamed with a byte cap, and one deadline covers DNS, every hop and the body.
 
@@ -350,19 +353,25 @@ async def _pinned_request(
             f"The {noun} host {host!r} is a private, local or reserved address; refused."
         )
     extensions: dict[str, object] = {"timeout": client.timeout.as_dict()}
-    if url.scheme == "https" and literal is None:
-        extensions["sni_hostname"] = host.removesuffix(".")
+    headers = {
+        "User-Agent": USER_AGENT,
+        **call.headers,
+        "Host": url.netloc.decode("ascii"),
+        "Accept": call.accept,
+        # Raw bytes are counted against the cap; a compressed body could hide a bomb.
+        "Accept-Encoding": "identity",
+    }
+    if url.scheme == "https":
+        if literal is None:
+            extensions["sni_hostname"] = host.removesuffix(".")
+        # The certificate is checked against this name when the connection is opened, and
+        # the pool would hand the open connection to the next request for the same IP and
+        # port, whatever its name: closed after one request, it never carries another name.
+        headers["Connection"] = "close"
     return httpx.Request(
         call.method,
         url.copy_with(host=str(addresses[0]), fragment=None),
-        headers={
-            "User-Agent": USER_AGENT,
-            **call.headers,
-            "Host": url.netloc.decode("ascii"),
-            "Accept": call.accept,
-            # Raw bytes are counted against the cap; a compressed body could hide a bomb.
-            "Accept-Encoding": "identity",
-        },
+        headers=headers,
         content=call.content,
         extensions=extensions,
     )

@@ -75,7 +75,7 @@ def _language_tag_pattern() -> str:
 
 
 # A hostname (letters, digits and hyphens in dot-separated labels, a letter TLD), an optional
-# port, path and query: what the fetcher takes apart without a doubt (docs/api.md). Looser
+# port, path and query: what the fetcher takes apart without a doubt. Looser
 # URLs may pass the fetcher's own checks; these never fail them.
 HTTP_URL_PATTERN = (
     r"^[Hh][Tt][Tt][Pp][Ss]?://"

@@ -36,7 +36,7 @@ from alttext.accounts.models import Account
 from alttext.accounts.service import Principal
 from alttext.billing import credits
 from alttext.db import transaction, utcnow
-from alttext.describe.errors import AppError
+from alttext.describe.errors import AppError, UpstreamUnavailable
 from alttext.describe.types import Description
 from alttext.errors import (
     INTERNAL_DETAIL,
@@ -296,6 +296,11 @@ async def run_item(services: Services, claim: Claim) -> str:
     except InsufficientCredits:
         await pause(services, claim)
         return "paused"
+    except UpstreamUnavailable:
+        # Every model's circuit is open: the item waits (pending again) instead of failing,
+        # and this driver stops; the sweep wakes the account again a few seconds later.
+        await give_back(services, claim)
+        return "deferred"
     except Superseded:
         return "superseded"
     except AppError as exc:
@@ -372,7 +377,7 @@ async def drive(services: Services, account_id: str, stopping: asyncio.Event) ->
             return ran
         outcome = await run_item(services, claim)
         ran += 1
-        if outcome == "paused":
+        if outcome in ("paused", "deferred"):
             return ran
         await finish_if_done(services, claim.job_id)
     return ran

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from redis.exceptions import RedisError
+from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 
 from alttext import scheduler
@@ -39,7 +40,7 @@ async def _send(services: Services, task: str, arg: str, copies: int = 1) -> Non
     try:
         for _ in range(copies):
             await kicker.kiq(arg)
-    except (RedisError, OSError):
+    except (RedisError, OSError, SendTaskError):  # taskiq wraps the broker's errors
         log.warning("could not send a job message; the sweep will", extra={"task": task})
 
 

@@ -14,7 +14,7 @@ Each model of the chain has a circuit:
 
 Why consecutive failures rather than a failure rate over a window: a rate needs a minimum volume
 to mean anything, which a quiet deployment never reaches, while five failures in a row of a
-model that fails 30 % of the time happen about once in 400 calls: a flaky model is paused
+model that fails 30 % of the time happen about once in 600 calls: a flaky model is paused
 briefly now and then (its probe soon closes it again), a dead one after its first five calls.
 
 "Failed" is decided by the provider: a failure that says the model is unwell (5xx, 429, a
