@@ -221,6 +221,9 @@ def _shrink_vips(data: bytes, fmt: str, limits: ImageLimits) -> _Shrunk:
     return _Shrunk(img, width, height, text_heavy)
 
 
+MAX_JPEG_SCANS = 256
+
+
 def _check_bytes(data: bytes, limits: ImageLimits) -> str:
     """The checks that need no header: empty, too many bytes, a format we accept. Our name."""
     if not data:
@@ -234,6 +237,15 @@ def _check_bytes(data: bytes, limits: ImageLimits) -> str:
         raise UnsupportedMediaType(f"Not a supported image format; send {ACCEPTED}.")
     if fmt == "avif" and not features.check("avif"):
         raise UnsupportedMediaType(f"AVIF is not supported by this server; send {ACCEPTED}.")
+    # A progressive JPEG is decoded scan by scan over the whole image, so thousands of tiny
+    # scans make a small file cost minutes of CPU. Encoders write about ten; FF DA never occurs
+    # inside entropy-coded data (0xFF is stuffed there), so counting the bytes counts the scans
+    # (an embedded EXIF thumbnail's few included).
+    if fmt == "jpeg" and data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+        raise InvalidImage(
+            f"The JPEG image has more than {MAX_JPEG_SCANS} scans; re-save it (a normal "
+            "progressive JPEG has about ten)."
+        )
     return fmt
 
 
