@@ -137,19 +137,12 @@ def _worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def _stopped(proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> int:
+async def _stopped(proc: subprocess.Popen[bytes], log: Path, timeout: float = 20) -> int:
     """SIGTERM ``proc`` and wait for its exit status; its log tail if it does not exit."""
     proc.send_signal(signal.SIGTERM)
     try:
-        import time as _t
-
-        _s = _t.monotonic()
-        rc = await asyncio.to_thread(proc.wait, timeout)
-        print("STOPTIME", log.name, round(_t.monotonic() - _s, 2), flush=True)
-        return rc
+        return await asyncio.to_thread(proc.wait, timeout)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
-        await asyncio.sleep(2)
         proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack to the log
         await asyncio.to_thread(proc.wait, 10)
         tail = log.read_text(errors="replace")[-6000:]
@@ -157,6 +150,7 @@ async def _stopped(proc: subprocess.Popen[bytes], log: Path, timeout: float = 30
 
 
 @pytest.mark.skipif(REDIS_URL is None, reason="needs ALTTEXT_TEST_REDIS_URL (CI sets it)")
+@pytest.mark.timeout(240)
 async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged_once(
     database_url: str, fake_openrouter: Any, tmp_path: Path
 ) -> None:
@@ -165,6 +159,10 @@ async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged
     charged), and the next worker finishes it, charging exactly one credit."""
     assert REDIS_URL is not None
     settings = make_settings(database_url, redis_url=REDIS_URL, **FAST_JOBS)
+    # A worker stops in about 5 s. On SQLite its shutdown can wait out the 30 s busy timeout:
+    # seen once in a dozen loaded runs, the scheduler's cancelled webhook delivery waiting on
+    # a connection close queued behind a statement blocked on the write lock.
+    stop_s = 45.0 if database_url.startswith("sqlite") else 20.0
     env = {
         "ALTTEXT_ENV": "test",
         "ALTTEXT_DATABASE_URL": database_url,
@@ -222,7 +220,7 @@ async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged
 
                 await wait_for(in_model_call, timeout=60)
                 attempt = (await item()).request_id
-                assert await _stopped(first, tmp_path / "first.log") == 0
+                assert await _stopped(first, tmp_path / "first.log", stop_s) == 0
             finally:
                 if first.poll() is None:
                     first.kill()
@@ -240,7 +238,7 @@ async def test_sigterm_to_a_worker_process_hands_its_item_back_and_it_is_charged
 
                 await wait_for(succeeded, timeout=60)
             finally:
-                assert await _stopped(second, tmp_path / "second.log") == 0
+                assert await _stopped(second, tmp_path / "second.log", stop_s) == 0
             async with services.sessions() as session:
                 done = await item()
                 states = (
