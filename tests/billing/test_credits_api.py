@@ -57,6 +57,7 @@ async def test_200_concurrent_requests_on_50_credits_charge_exactly_50(
         max_concurrent_per_account=1000,
         rate_limit_per_minute=100_000,
         cache_ttl_s=0,  # the same image 200 times: every request must reach the model
+        cpu_queue=1000,  # no CPU backpressure (503): this test is about the credits
     )
     async with service_factory(**settings) as svc:
         acct = await svc.create_account("rush@example.com", credits=50)
