@@ -18,7 +18,9 @@ from alttext.describe.fetch import (
     USER_AGENT,
     FetchLimits,
     IPAddress,
+    RedirectRefused,
     fetch_image,
+    fetch_url,
     is_forbidden_address,
     parse_ip_host,
 )
@@ -420,6 +422,29 @@ async def test_connection_refused_fails(client: httpx.AsyncClient) -> None:
         await fetch_image(f"http://127.0.0.1:{port}/a.png", client, LOCAL)
 
 
+async def test_next_address_is_tried_when_the_first_refuses(
+    host: FakeImageHost, client: httpx.AsyncClient
+) -> None:
+    """A name whose first address is unreachable still works, as in a browser (a host with an
+    IPv6 address on an IPv4-only network); nothing reached the refused address."""
+    host.image("/cat.png", PNGISH)
+    resolver = FakeResolver({"images.test": ["127.0.0.2", "127.0.0.1"]})  # only .1 listens
+    body = await fetch_image(
+        host.url("/cat.png", host="images.test"), client, LOCAL, resolve=resolver
+    )
+    assert body == PNGISH
+    assert len(host.requests_to("/cat.png")) == 1
+
+
+async def test_every_address_refusing_fails(client: httpx.AsyncClient) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    resolver = FakeResolver({"images.test": ["127.0.0.2", "127.0.0.1"]})
+    with pytest.raises(ImageFetchFailed, match=r"Could not fetch the image from 'images\.test'"):
+        await fetch_image(f"http://images.test:{port}/a.png", client, LOCAL, resolve=resolver)
+
+
 # --- redirects ------------------------------------------------------------------------------
 
 
@@ -467,6 +492,26 @@ async def test_redirect_to_forbidden_address_refused(
     resolver = FakeResolver({"metadata.internal": ["169.254.169.254"]})
     with pytest.raises(ImageFetchFailed, match="private"):
         await fetch_image(host.url("/go"), client, resolve=resolver, address_allowed=loopback_only)
+    assert [r.path for r in host.requests] == ["/go"]
+
+
+async def test_a_refused_redirect_target_is_never_resolved_or_fetched(
+    host: FakeImageHost, client: httpx.AsyncClient
+) -> None:
+    host.redirect("/go", "http://elsewhere.test/page.html")
+    resolver = FakeResolver({"elsewhere.test": ["127.0.0.1"]})
+    with pytest.raises(RedirectRefused) as refused:
+        await fetch_url(
+            host.url("/go"),
+            client,
+            LOCAL,
+            noun="page",
+            redirect_allowed=lambda url: "elsewhere" not in url,
+            resolve=resolver,
+        )
+    assert refused.value.target == "http://elsewhere.test/page.html"
+    assert "The page URL redirected to http://elsewhere.test/page.html" in refused.value.detail
+    assert resolver.calls == []
     assert [r.path for r in host.requests] == ["/go"]
 
 

@@ -96,7 +96,9 @@ async def test_crawl_follows_same_host_links_breadth_first(
     assert len(report.errors) == 3
     # Files, other hosts and the same server under another name are not requested.
     assert site.fetched("/files/menu.pdf") == 0
-    hosts = {r.headers["host"] for r in site.host.requests if r.path != "/about.html"}
+    # Not even the page another host was redirected to (fetching it first, as before, failed
+    # where localhost resolves to ::1 first, and asked a host outside the crawl).
+    hosts = {r.headers["host"] for r in site.host.requests}
     assert hosts == {f"127.0.0.1:{site.host.port}"}
     # robots.txt once, each page once (the redirect to about.html is not parsed again).
     assert site.fetched("/robots.txt") == 1

@@ -43,6 +43,9 @@ AddressPolicy = Callable[[IPAddress], bool]
 USER_AGENT = "AltTextAPI/0.1 (+https://alttext.dev/bot)"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_URL_CHARS = 8192
+# A host with more addresses than this is tried on its first few only: each refused connection
+# costs a round trip inside the fetch's one overall timeout.
+_MAX_ADDRESSES_TRIED = 4
 
 # Ranges that are never a public web server, listed explicitly so the policy does not shift with
 # the Python version's idea of ``is_global``.
@@ -171,6 +174,14 @@ async def _getaddrinfo(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+class RedirectRefused(ImageFetchFailed):
+    """A redirect the caller does not follow (see ``fetch_url``'s ``redirect_allowed``)."""
+
+    def __init__(self, target: httpx.URL, noun: str) -> None:
+        super().__init__(f"The {noun} URL redirected to {target}, which is not followed.")
+        self.target = str(target)
+
+
 @dataclass(frozen=True)
 class Fetched:
     """What a request through the checks returned: where it ended up, and what it said."""
@@ -223,13 +234,16 @@ async def fetch_url(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
     follow_redirects: bool = True,
+    redirect_allowed: Callable[[str], bool] | None = None,
     resolve: Resolver | None = None,
     address_allowed: AddressPolicy | None = None,
 ) -> Fetched:
     """One request through every check above, for any caller: an image, a page to crawl
     (``noun="page"``), a webhook POST (``method="POST"``, no redirects followed). Any status is
     returned; failures to reach the URL raise ImageFetchFailed, a body over the cap
-    ImageTooLarge, with ``noun`` naming what was fetched."""
+    ImageTooLarge, with ``noun`` naming what was fetched. A redirect to a URL that
+    ``redirect_allowed`` refuses raises RedirectRefused before anything is sent there (a crawl
+    stays on its own host)."""
     policy = address_allowed or _default_policy(limits)
     try:
         async with asyncio.timeout(limits.total_timeout_s):
@@ -239,7 +253,9 @@ async def fetch_url(
                 limits,
                 resolve or _getaddrinfo,
                 policy,
-                _Call(noun, method, accept, content, headers or {}, follow_redirects),
+                _Call(
+                    noun, method, accept, content, headers or {}, follow_redirects, redirect_allowed
+                ),
             )
     except TimeoutError:
         raise ImageFetchFailed(
@@ -255,6 +271,7 @@ class _Call:
     content: bytes | None
     headers: dict[str, str]
     follow_redirects: bool
+    redirect_allowed: Callable[[str], bool] | None
 
 
 async def _fetch(
@@ -268,8 +285,8 @@ async def _fetch(
     noun = call.noun
     current = _checked_url(url, noun)
     for _hop in range(limits.max_redirects + 1):
-        request = await _pinned_request(current, client, resolve, address_allowed, call)
-        response = await _send(client, request, current, noun)
+        addresses = await _checked_addresses(current, resolve, address_allowed, noun)
+        response = await _send(client, addresses, current, call)
         try:
             if response.status_code in _REDIRECTS and call.follow_redirects:
                 location = response.headers.get("location")
@@ -284,6 +301,8 @@ async def _fetch(
                     raise ImageFetchFailed(
                         f"The {noun} URL redirected to an invalid URL."
                     ) from None
+                if call.redirect_allowed is not None and not call.redirect_allowed(str(current)):
+                    raise RedirectRefused(current, noun)
                 continue
             success = 200 <= response.status_code < 300
             # Only a success's body is read: an error page is not what was asked for.
@@ -323,15 +342,10 @@ def check_url(url: str, noun: str = "image") -> str:
     return str(_checked_url(url, noun))
 
 
-async def _pinned_request(
-    url: httpx.URL,
-    client: httpx.AsyncClient,
-    resolve: Resolver,
-    address_allowed: AddressPolicy,
-    call: _Call,
-) -> httpx.Request:
-    """Resolve and check the host, then build a request aimed at the checked address."""
-    noun = call.noun
+async def _checked_addresses(
+    url: httpx.URL, resolve: Resolver, address_allowed: AddressPolicy, noun: str
+) -> list[IPAddress]:
+    """Every address the host names, each one allowed by the policy (else ImageFetchFailed)."""
     host = url.raw_host.decode("ascii")
     try:
         literal = parse_ip_host(host)
@@ -352,6 +366,14 @@ async def _pinned_request(
         raise ImageFetchFailed(
             f"The {noun} host {host!r} is a private, local or reserved address; refused."
         )
+    return addresses[:_MAX_ADDRESSES_TRIED]
+
+
+def _pinned_request(
+    url: httpx.URL, address: IPAddress, client: httpx.AsyncClient, call: _Call
+) -> httpx.Request:
+    """A request aimed at one checked address of the URL's host."""
+    host = url.raw_host.decode("ascii")
     extensions: dict[str, object] = {"timeout": client.timeout.as_dict()}
     headers = {
         "User-Agent": USER_AGENT,
@@ -362,7 +384,7 @@ async def _pinned_request(
         "Accept-Encoding": "identity",
     }
     if url.scheme == "https":
-        if literal is None:
+        if parse_ip_host(host) is None:
             extensions["sni_hostname"] = host.removesuffix(".")
         # The certificate is checked against this name when the connection is opened, and
         # the pool would hand the open connection to the next request for the same IP and
@@ -370,7 +392,7 @@ async def _pinned_request(
         headers["Connection"] = "close"
     return httpx.Request(
         call.method,
-        url.copy_with(host=str(addresses[0]), fragment=None),
+        url.copy_with(host=str(address), fragment=None),
         headers=headers,
         content=call.content,
         extensions=extensions,
@@ -378,19 +400,26 @@ async def _pinned_request(
 
 
 async def _send(
-    client: httpx.AsyncClient, request: httpx.Request, url: httpx.URL, noun: str
+    client: httpx.AsyncClient, addresses: list[IPAddress], url: httpx.URL, call: _Call
 ) -> httpx.Response:
+    """Send to the first address that accepts a connection, as browsers do: a name whose first
+    address is unreachable (an IPv6 address on an IPv4-only network, say) still works."""
     # The transport, not client.send(): send() would store the stranger's Set-Cookie headers in
     # the process-wide client's jar (unbounded, shared) and apply the client's auth.
-    transport = client._transport_for_url(request.url)
-    try:
-        return await transport.handle_async_request(request)
-    except httpx.TimeoutException:
-        raise ImageFetchFailed(f"Connecting to {url.host!r} timed out.") from None
-    except httpx.HTTPError as exc:
-        raise ImageFetchFailed(
-            f"Could not fetch the {noun} from {url.host!r} ({type(exc).__name__})."
-        ) from None
+    failure = ""
+    for address in addresses:
+        request = _pinned_request(url, address, client, call)
+        transport = client._transport_for_url(request.url)
+        try:
+            return await transport.handle_async_request(request)
+        except httpx.ConnectError as exc:
+            failure = type(exc).__name__  # nothing was sent: the next address is safe to try
+        except httpx.TimeoutException:
+            raise ImageFetchFailed(f"Connecting to {url.host!r} timed out.") from None
+        except httpx.HTTPError as exc:
+            failure = type(exc).__name__
+            break
+    raise ImageFetchFailed(f"Could not fetch the {call.noun} from {url.host!r} ({failure}).")
 
 
 async def _read_capped(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from alttext.describe.errors import ImageFetchFailed, ImageTooLarge
-from alttext.describe.fetch import Fetched, FetchLimits
+from alttext.describe.fetch import Fetched, FetchLimits, RedirectRefused
 from alttext.jobs.pages import (
     CrawledImage,
     Origin,
@@ -232,7 +232,11 @@ class _Crawler:
     async def _fetch(self, url: str, noun: str, accept: str) -> Fetched | None:
         """A 2xx answer from this crawl's origin and allowed there, or None (and why, noted)."""
         try:
-            fetched = await self.http.get(url, noun, accept)
+            # Another host is outside the crawl: its redirect is noted, never followed.
+            fetched = await self.http.get(url, noun, accept, self._on_origin)
+        except RedirectRefused as refused:
+            self.report.errors.append(f"{url}: redirected to another host ({refused.target})")
+            return None
         except (ImageFetchFailed, ImageTooLarge) as exc:
             self.report.errors.append(f"{url}: {exc.detail}")
             return None
@@ -240,13 +244,12 @@ class _Crawler:
             self.report.errors.append(f"{url}: HTTP {fetched.status}")
             return None
         final = absolute(fetched.url, fetched.url) or url
-        if final != url:
-            if origin_of(final) != self.origin:
-                self.report.errors.append(f"{url}: redirected to another host ({final})")
-                return None
-            if not await self._allowed(final):
-                return None
+        if final != url and not await self._allowed(final):
+            return None
         return fetched
+
+    def _on_origin(self, url: str) -> bool:
+        return origin_of(url) == self.origin
 
     async def _page(self, url: str) -> PageScan | None:
         fetched = await self._fetch(url, "page", _PAGE_ACCEPT)

@@ -99,7 +99,13 @@ class PoliteFetcher:
         host = httpx.URL(url).host
         self.delays[host] = max(self.delays.get(host, self.delay_s), seconds)
 
-    async def get(self, url: str, noun: str, accept: str) -> Fetched:
+    async def get(
+        self,
+        url: str,
+        noun: str,
+        accept: str,
+        redirect_allowed: Callable[[str], bool] | None = None,
+    ) -> Fetched:
         host = httpx.URL(url).host
         last = self.last.get(host)
         if last is not None:
@@ -108,7 +114,13 @@ class PoliteFetcher:
                 await self.sleep(wait)
         try:
             return await fetch_url(
-                url, self.client, self.limits, noun=noun, accept=accept, headers=self.headers
+                url,
+                self.client,
+                self.limits,
+                noun=noun,
+                accept=accept,
+                headers=self.headers,
+                redirect_allowed=redirect_allowed,
             )
         finally:
             self.last[host] = time.monotonic()

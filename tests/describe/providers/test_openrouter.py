@@ -703,6 +703,10 @@ async def test_fake_requires_auth_and_serves_generation_and_key(
     url = f"{fake.base_url}/chat/completions"
     assert (await client.post(url, json=_chat_body())).status_code == 401
     auth = {"Authorization": f"Bearer {fake.api_key}"}
+    key_url = f"{fake.base_url}/key"
+    # The key's usage is cumulative, as OpenRouter's is: one answer adds its cost. (Read before
+    # and after: a CI run under Python 3.13 once found usage already on this module's server.)
+    before = (await client.get(key_url, headers=auth)).json()["data"]["usage"]
     answer = await client.post(url, json=_chat_body(), headers=auth)
     gen_id = answer.json()["id"]
     assert answer.headers["x-generation-id"] == gen_id
@@ -712,5 +716,5 @@ async def test_fake_requires_auth_and_serves_generation_and_key(
     second = await client.get(generation, params={"id": gen_id}, headers=auth)
     assert first.status_code == 404  # not yet queryable right after completion
     assert second.json()["data"]["total_cost"] == answer.json()["usage"]["cost"]
-    key = await client.get(f"{fake.base_url}/key", headers=auth)
-    assert key.json()["data"]["usage"] == pytest.approx(answer.json()["usage"]["cost"])
+    key = await client.get(key_url, headers=auth)
+    assert key.json()["data"]["usage"] - before == pytest.approx(answer.json()["usage"]["cost"])
