@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
@@ -251,6 +252,20 @@ class HtmlProblems(Protocol):
     ) -> Response: ...
 
 
+def is_database_outage(exc: BaseException) -> bool:
+    """The database could not be reached or stopped answering (as opposed to a statement that
+    is wrong): the driver's connection errors, a connection dropped in the middle of a
+    statement (which SQLAlchemy reports as a plain DBAPIError with ``connection_invalidated``),
+    a pool that had no connection to give in time, and the driver's own connect and statement
+    timeouts (asyncpg raises the builtin TimeoutError, unwrapped: on the request path nothing
+    else lets one escape, as fetches and model calls turn theirs into problems)."""
+    if isinstance(
+        exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError | TimeoutError
+    ):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def install_error_handlers(app: FastAPI, html: HtmlProblems | None = None) -> None:
     def answer(
         request: Request, exc: AppError, headers: Mapping[str, str] | None = None
@@ -285,6 +300,8 @@ def install_error_handlers(app: FastAPI, html: HtmlProblems | None = None) -> No
         return answer(request, _from_http_exception(exc), headers=exc.headers)
 
     async def database_down(request: Request, exc: Exception) -> Response:
+        if not is_database_outage(exc):
+            return await unexpected(request, exc)  # a DBAPIError that is our bug: 500
         # The transaction was rolled back: nothing is half-booked, and a retry is safe.
         log.error(
             "database unavailable",
@@ -306,7 +323,8 @@ def install_error_handlers(app: FastAPI, html: HtmlProblems | None = None) -> No
     app.add_exception_handler(ClientDisconnect, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(OperationalError, database_down)
-    app.add_exception_handler(InterfaceError, database_down)
+    app.add_exception_handler(DBAPIError, database_down)
+    app.add_exception_handler(PoolTimeout, database_down)
     app.add_exception_handler(ConnectionError, database_down)
+    app.add_exception_handler(TimeoutError, database_down)
     app.add_exception_handler(Exception, unexpected)
