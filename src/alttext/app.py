@@ -21,6 +21,7 @@ from alttext.http.middleware import (
     RequestIdMiddleware,
     RequestMetricsMiddleware,
 )
+from alttext.http.shutdown import Requests, ShutdownBoundary
 from alttext.jobs import tasks as jobs_tasks
 from alttext.logging_setup import configure_logging
 from alttext.process import open_process
@@ -37,9 +38,15 @@ details (`application/problem+json`) with a stable `code`.
 """
 
 
+# After the shutdown grace, how long the cancelled requests may take to release what they hold
+# (reservations, idempotency keys) before the database pool is closed under them.
+CLEANUP_S = 5.0
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    requests = Requests()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             provider = services.runtime.provider.name
             log.info("started", extra={"provider": provider, "env": settings.env})
             yield
+            if not await requests.drained(CLEANUP_S):
+                log.warning("requests still running at shutdown", extra={"count": requests.count})
 
     app = FastAPI(
         title="AltText API",
@@ -68,10 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app, html=web_routes.html_problems)
     # The last added is the outermost: SecurityHeaders > RequestId > RequestMetrics > Guard
-    # > RateLimitHeaders > ErrorBoundary > PageErrorBoundary (a page's unexpected error as the
-    # HTML 500 page).
+    # > RateLimitHeaders > ShutdownBoundary > ErrorBoundary > PageErrorBoundary (a page's
+    # unexpected error as the HTML 500 page).
     app.add_middleware(PageErrorBoundary)
     app.add_middleware(ErrorBoundary)
+    # A request cancelled when the shutdown grace ran out: a 503 problem, not uvicorn's 500.
+    app.add_middleware(ShutdownBoundary, requests=requests)
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestGuard)
     # Outside the guard and the boundaries, so their 408/431/500 answers are counted too, and

@@ -25,6 +25,7 @@ from alttext.generation.schemas import LANGUAGE_TAG_SCHEMA, AltTextRequest
 # database down), and without one but with the database (sign-up, Stripe's events).
 BODY = {400, 408, 413, 422, 503}
 AUTH = {401, 429, 503}
+ANY = {431}  # a request head over ALTTEXT_MAX_HEADER_BYTES, whatever the operation
 # (method, path) -> (operationId, documented response statuses)
 OPERATIONS: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("GET", "/healthz"): ("healthz", {200}),
@@ -96,7 +97,7 @@ async def test_exactly_the_public_operations_with_their_answers(service: Any) ->
     for key, operation in operations.items():
         operation_id, statuses = OPERATIONS[key]
         assert operation["operationId"] == operation_id, key
-        assert {int(s) for s in operation["responses"]} == statuses, key
+        assert {int(s) for s in operation["responses"]} == statuses | ANY, key
 
 
 async def test_operation_ids_are_clean_and_unique(service: Any) -> None:

@@ -26,7 +26,7 @@ from tests.billing.stripe_support import (
     sessions,
     stripe_settings,
 )
-from tests.fakes.stripe import FakeStripe, run_fake_stripe
+from tests.fakes.stripe import FakeStripe, run_fake_stripe, sign
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +173,30 @@ async def test_bad_signatures_are_400_and_change_nothing(
         assert response.status_code == 400, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == "invalid_request"
+        assert await inbox(svc) == []
+        assert await balance(svc, acct) == 0
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+async def test_a_body_that_is_not_utf8_is_a_clear_400(
+    service_factory: Any, fake_stripe: FakeStripe, signed: bool
+) -> None:
+    async with service_factory(**stripe_settings(fake_stripe)) as svc:
+        acct = await svc.create_account("latin1@example.com", credits=0)
+        event = fake_stripe.event("checkout.session.completed", await buy(svc, fake_stripe, acct))
+        # "Renée" in Latin-1: a byte (0xE9) that is not valid UTF-8.
+        payload = json.dumps(event).encode()[:-1] + b', "name": "Ren\xe9e"}'
+        header = sign(payload, fake_stripe.webhook_secret) if signed else "t=1,v1=00"
+        response = await svc.client.post(
+            "/webhooks/stripe",
+            content=payload,
+            headers={"Content-Type": "application/json", "Stripe-Signature": header},
+        )
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["code"] == "invalid_request"
+        assert "UTF-8" in problem["detail"]
         assert await inbox(svc) == []
         assert await balance(svc, acct) == 0
 

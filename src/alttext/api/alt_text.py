@@ -13,7 +13,7 @@ from alttext.api.routes import ResourceRoute
 from alttext.generation.schemas import AltTextResponse
 from alttext.generation.service import generate
 from alttext.http.deps import PrincipalDep, ServicesDep
-from alttext.http.replay import spending_response
+from alttext.http.replay import kept_answer, spending_response
 from alttext.ids import new_id
 
 router = APIRouter(prefix="/v1", tags=["alt text"], route_class=ResourceRoute)
@@ -73,5 +73,12 @@ async def create_alt_text(
         lambda: idempotency.request_fingerprint(
             parsed.options.model_dump(mode="json", exclude={"image"}), parsed.image
         ),
-        lambda: generate(services, principal, parsed.options, parsed.image, request_id=request_id),
+        lambda: generate(
+            services,
+            principal,
+            parsed.options,
+            parsed.image,
+            request_id=request_id,
+            keep=kept_answer(request_id, parsed.options),
+        ),
     )

@@ -36,10 +36,10 @@ from alttext.generation.schemas import (
     BatchResponse,
     Problem,
 )
-from alttext.generation.service import check_can_process, generate
+from alttext.generation.service import Superseded, check_can_process, generate
 from alttext.http.body import load_json, read_body
 from alttext.http.deps import PrincipalDep, ServicesDep
-from alttext.http.replay import spending_response
+from alttext.http.replay import kept_answer, spending_response
 from alttext.ids import new_id
 from alttext.process import Services
 
@@ -97,9 +97,33 @@ async def _run_item(
             options = AltTextRequest.model_validate(fields)
         except ValidationError as exc:
             raise validation_problem(exc) from None
+        claim = idempotency.current_claim()
+        if claim is not None and (
+            kept := await idempotency.kept_part(services.sessions, claim, item_id)
+        ):
+            # An earlier run of this Idempotency-Key charged for this item: its answer stands.
+            return BatchItemResult.model_validate(kept.body)
         image = await decode_image(options.image) if options.image is not None else None
+        request_id = new_id("req")
+        keep = kept_answer(
+            request_id,
+            options,
+            part=item_id,
+            wrap=lambda answer: {"id": item_id, "status": "succeeded", "result": answer},
+        )
         async with gate:
-            result = await generate(services, principal, options, image, request_id=new_id("req"))
+            try:
+                result = await generate(
+                    services, principal, options, image, request_id=request_id, keep=keep
+                )
+            except Superseded:
+                # Another run of this key kept the item first (its charge stands, ours was
+                # released): answer with that run's result.
+                assert claim is not None
+                kept = await idempotency.kept_part(services.sessions, claim, item_id)
+                if kept is None:
+                    raise
+                return BatchItemResult.model_validate(kept.body)
         return BatchItemResult(id=item_id, status="succeeded", result=result)
     except AppError as exc:
         problem = exc

@@ -17,7 +17,7 @@ from alttext.errors import InvalidRequest, NotFound, UnsupportedMediaType
 from alttext.generation.service import check_can_process
 from alttext.http.body import load_json, read_body
 from alttext.http.deps import PrincipalDep, ServicesDep
-from alttext.http.replay import spending_response
+from alttext.http.replay import keep_created, spending_response
 from alttext.jobs import service
 from alttext.jobs.export_csv import csv_chunks
 from alttext.jobs.schemas import JobCreate, JobList, JobOut, JobResults
@@ -99,6 +99,7 @@ async def create_job(
             account_id=principal.account_id,
             key_id=principal.key_id,
             spec=spec,
+            keep=lambda session, created: keep_created(session, created, status_code=202),
         )
         if job.source is not None:
             await wake_crawl(services, job.id)

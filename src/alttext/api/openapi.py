@@ -46,13 +46,16 @@ _MEANING = {
     415: "Unsupported image or body format",
     422: "Invalid or missing fields",
     429: "Too many requests; retry after Retry-After seconds",
+    431: "The request line and headers are larger than the server reads "
+    "(ALTTEXT_MAX_HEADER_BYTES); the connection is closed",
     502: "The model provider failed",
     503: "A dependency (database, model provider, Stripe) is unavailable, or the server's "
     "memory budget for request bodies is spent; retry after Retry-After seconds",
     504: "The model provider timed out",
 }
-# Documented on every operation that has a request body / that needs an API key / that reads
-# the database without one.
+# Documented on every operation (any request's head may be too large: alttext.http.guard) /
+# that has a request body / that needs an API key / that reads the database without one.
+_ANY_ERRORS = (431,)
 _BODY_ERRORS = (400, 408, 413, 422, 503)
 _AUTH_ERRORS = (401, 429, 503)
 _RETRY_AFTER = {
@@ -235,7 +238,7 @@ def _parameters_are_absent_not_null(operation: dict[str, Any]) -> None:
 
 def _document_errors(operation: dict[str, Any], *, public: bool) -> None:
     responses: dict[str, Any] = operation["responses"]
-    generic: list[int] = []
+    generic: list[int] = list(_ANY_ERRORS)
     if "requestBody" in operation:
         generic += _BODY_ERRORS
     if operation.get("security"):

@@ -162,13 +162,19 @@ def verify_event(
 ) -> dict[str, Any]:
     """The event, once the SDK has checked the HMAC and the timestamp's age; else 400."""
     try:
-        stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance_s)
+        # Stripe sends UTF-8 JSON; the SDK decodes the payload itself and would raise
+        # UnicodeDecodeError (a 500) on anything else.
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidSignature("The payload is not UTF-8, so it is not a Stripe event.") from exc
+    try:
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance_s)
     except stripe.SignatureVerificationError as exc:
         reason = str(exc.user_message or "signature mismatch").split(". ")[0]
         raise InvalidSignature(f"The Stripe-Signature header was refused: {reason}.") from exc
     try:
-        event = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+        event = json.loads(text)
+    except ValueError as exc:
         raise InvalidSignature("The signed payload is not JSON.") from exc
     if (
         not isinstance(event, dict)

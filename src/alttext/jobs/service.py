@@ -7,7 +7,7 @@ by ``alttext.jobs.runner`` on the queue. A job holds URLs, options and results, 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,7 +110,11 @@ async def create_job(
     account_id: str,
     key_id: str | None,
     spec: JobCreate,
+    keep: Callable[[AsyncSession, JobOut], Awaitable[None]] | None = None,
 ) -> JobOut:
+    """``keep`` runs in the transaction that creates the job, with the job as answered (an
+    Idempotency-Key records it there, so a retry after a crash never makes a second job); it
+    raises to create nothing."""
     defaults, items = validate_items(spec, settings)
     webhook_url = (
         checked_url(spec.webhook_url, "webhook_url", settings, "webhook")
@@ -142,6 +146,8 @@ async def create_job(
         session.add(job)
         await session.flush()
         await add_items(session, job, items)
+        if keep is not None:
+            await keep(session, document(job, await counts(session, job.id)))
     return await get_job(sessions, account_id, job.id)
 
 

@@ -30,7 +30,7 @@ from alttext.db import transaction
 from alttext.errors import AppError, InvalidRequest, NotFound, RateLimited, problem_fields
 from alttext.generation.service import check_can_process
 from alttext.http.deps import ServicesDep
-from alttext.http.replay import idempotent_call
+from alttext.http.replay import idempotent_call, keep_created
 from alttext.jobs import service, webhooks
 from alttext.jobs.export_csv import csv_chunks
 from alttext.jobs.schemas import MAX_JOB_ITEMS, JobCreate, JobOut
@@ -431,7 +431,12 @@ async def start_job(request: Request, services: ServicesDep, user: User) -> Resp
 
     async def create() -> JobOut:
         job = await service.create_job(
-            services.sessions, services.settings, account_id=account_id, key_id=None, spec=spec
+            services.sessions,
+            services.settings,
+            account_id=account_id,
+            key_id=None,
+            spec=spec,
+            keep=lambda session, created: keep_created(session, created, status_code=202),
         )
         if job.source is not None:
             await wake_crawl(services, job.id)

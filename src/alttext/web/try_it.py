@@ -30,7 +30,7 @@ from alttext.generation.schemas import AltTextRequest, AltTextResponse
 from alttext.generation.service import generate
 from alttext.http.deps import ServicesDep
 from alttext.http.disconnect import unless_disconnected
-from alttext.http.replay import idempotent_call
+from alttext.http.replay import idempotent_call, kept_answer
 from alttext.ids import new_id
 from alttext.process import Services
 from alttext.web.dashboard import balance
@@ -181,7 +181,15 @@ async def try_submit(request: Request, services: ServicesDep, user: User) -> Res
         )
 
         async def call() -> AltTextResponse:
-            return await generate(services, principal, options, image, request_id=request_id)
+            # Under a form token the answer is kept in the charge's transaction (see replay).
+            return await generate(
+                services,
+                principal,
+                options,
+                image,
+                request_id=request_id,
+                keep=kept_answer(request_id, options),
+            )
 
         if key is None:
             result = await unless_disconnected(request, call())
