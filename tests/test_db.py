@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
+from alttext import db
 from alttext.accounts.models import Account
 from alttext.accounts.service import create_account
 from alttext.db import after_commit, create_engine, session_factory, transaction
@@ -100,3 +102,126 @@ def test_sqlite_reads_begin_deferred_and_writes_immediate(tmp_path: Path) -> Non
     asyncio.run(run())
     begins = [s for s in statements if s.startswith("BEGIN")]
     assert begins == ["BEGIN", "BEGIN IMMEDIATE"]
+
+
+async def test_sqlite_writers_take_turns_in_the_order_they_asked(database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL writers lock rows, not the database")
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    order: list[int] = []
+    holding = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def first() -> None:
+        async with transaction(sessions) as session:
+            await create_account(session, "first@example.com")
+            holding.set()
+            await go_on.wait()
+
+    async def writer(i: int) -> None:
+        async with transaction(sessions) as session:
+            order.append(i)
+            await create_account(session, f"w{i}@example.com")
+
+    holder = asyncio.create_task(first())
+    await holding.wait()
+    writers = []
+    for i in range(8):
+        writers.append(asyncio.create_task(writer(i)))
+        await asyncio.sleep(0.01)  # each is waiting for its turn before the next asks
+    go_on.set()
+    await asyncio.gather(holder, *writers)
+    async with sessions() as session:
+        count = await session.scalar(text("SELECT count(*) FROM accounts"))
+    await engine.dispose()
+    # First come, first served: none overtakes another in SQLite's busy-handler retries.
+    assert order == list(range(8))
+    assert count == 9
+
+
+async def test_a_nested_transaction_does_not_wait_for_its_own_turn(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "SQLITE_WRITE_WAIT_S", 0.5)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    async with db._write_turn(sessions), db._write_turn(sessions):
+        entered = True
+    # The task's turn is over: another task gets one at once.
+    async with transaction(sessions) as session:
+        await create_account(session, "after@example.com")
+    await engine.dispose()
+    assert entered
+
+
+async def test_waiting_inside_a_transaction_for_another_writer_fails_instead_of_hanging(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL writers of different rows do not wait for each other")
+    monkeypatch.setattr(db, "SQLITE_WRITE_WAIT_S", 0.3)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+
+    async def other_writer() -> None:
+        async with transaction(sessions) as session:
+            await create_account(session, "other@example.com")
+
+    async def outer() -> None:
+        async with transaction(sessions) as session:
+            await create_account(session, "outer@example.com")
+            await asyncio.create_task(other_writer())
+
+    with pytest.raises(OperationalError, match="database is locked"):
+        await outer()
+    # Both rolled back or never began; the turn was passed on.
+    async with transaction(sessions) as session:
+        await create_account(session, "later@example.com")
+        emails = set((await session.execute(select(Account.email))).scalars())
+    await engine.dispose()
+    assert emails == {"later@example.com"}
+
+
+async def test_after_commit_work_may_write_once_the_turn_is_passed_on(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "SQLITE_WRITE_WAIT_S", 2.0)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+
+    async def follow_up() -> None:
+        async with transaction(sessions) as session:
+            await create_account(session, "follow-up@example.com")
+
+    async with transaction(sessions) as session:
+        await create_account(session, "first@example.com")
+        after_commit(session, follow_up)
+    async with sessions() as session:
+        emails = set((await session.execute(select(Account.email))).scalars())
+    await engine.dispose()
+    assert emails == {"first@example.com", "follow-up@example.com"}
+
+
+async def test_postgresql_writers_do_not_take_turns(database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite writers take turns")
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    holding = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def first() -> None:
+        async with transaction(sessions) as session:
+            await create_account(session, "first@example.com")
+            holding.set()
+            await go_on.wait()
+
+    holder = asyncio.create_task(first())
+    await holding.wait()
+    # Another row's writer commits while the first transaction is still open.
+    async with transaction(sessions) as session:
+        await create_account(session, "second@example.com")
+    go_on.set()
+    await holder
+    await engine.dispose()

@@ -1,5 +1,6 @@
-"""The CPU pool: tasks run in the order their requests arrived, at most ``queue`` wait, and the
-first task of a request that finds the queue full is refused with 503 and Retry-After.
+"""The CPU pool: tasks run in the order their requests arrived; the first task of a request is
+refused with 503 and Retry-After when its estimated wait is past the bound or ``queue`` tasks
+already wait.
 
 Speed is measured by bench/bench_api.py (p50 and p99 at concurrency 16), never asserted here.
 """
@@ -26,6 +27,15 @@ from tests.conftest import ServiceFactory
 @contextmanager
 def pool(workers: int = 1, queue: int = 3) -> Iterator[CpuPool]:
     p = CpuPool(workers, queue)
+    try:
+        yield p
+    finally:
+        p.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def pool_with_wait(workers: int, queue: int, max_wait_s: float, task_s: float) -> Iterator[CpuPool]:
+    p = CpuPool(workers, queue, max_wait_s=max_wait_s, task_s=task_s)
     try:
         yield p
     finally:
@@ -102,6 +112,66 @@ def test_past_the_queue_a_new_request_is_refused_with_retry_after() -> None:
         assert [f.result(5) for f in waiting] == [0, 1, 2]
         # Room again once the queue has drained.
         assert as_request(lambda: p.submit(lambda: "welcome")).result(5) == "welcome"
+
+
+def test_a_burst_is_admitted_while_its_estimated_wait_is_within_the_bound() -> None:
+    """Admission by the wait a newcomer faces (tasks waiting x task time / threads), not by a
+    fixed length: with 0.25 s tasks and a 1 s bound, five requests wait and the sixth is
+    refused, although the hard cap would hold a hundred."""
+    with pool_with_wait(workers=1, queue=100, max_wait_s=1.0, task_s=0.25) as p:
+        release, _ = blocker(p)
+        admitted = [as_request(lambda i=i: p.submit(lambda: i)) for i in range(5)]
+        assert p.waiting == 5
+        assert p.expected_wait_s == pytest.approx(1.25)
+        with pytest.raises(ServiceUnavailable) as refused:
+            as_request(lambda: p.submit(lambda: "one too many"))
+        assert refused.value.retry_after is not None
+        assert refused.value.retry_after >= 1
+        assert p.waiting == 5
+        release.set()
+        assert [f.result(5) for f in admitted] == [0, 1, 2, 3, 4]
+
+
+def test_more_threads_hold_a_longer_queue_for_the_same_wait() -> None:
+    with pool_with_wait(workers=2, queue=100, max_wait_s=1.0, task_s=0.25) as p:
+        releases = [blocker(p)[0], blocker(p)[0]]
+        admitted = [as_request(lambda i=i: p.submit(lambda: i)) for i in range(9)]
+        assert p.waiting == 9  # the ninth saw 8 x 0.25 / 2 = 1 s of wait: within the bound
+        with pytest.raises(ServiceUnavailable):
+            as_request(lambda: p.submit(lambda: "one too many"))
+        for release in releases:
+            release.set()
+        assert [f.result(5) for f in admitted] == list(range(9))
+
+
+def test_the_hard_cap_holds_whatever_the_estimate() -> None:
+    with pool_with_wait(workers=1, queue=2, max_wait_s=600.0, task_s=0.0001) as p:
+        release, _ = blocker(p)
+        admitted = [as_request(lambda i=i: p.submit(lambda: i)) for i in range(2)]
+        with pytest.raises(ServiceUnavailable):
+            as_request(lambda: p.submit(lambda: "past the cap"))
+        release.set()
+        assert [f.result(5) for f in admitted] == [0, 1]
+
+
+def test_the_settings_build_a_pool_bounded_by_wait_with_a_large_hard_cap() -> None:
+    from alttext.runtime import CPU_QUEUE_PER_WORKER, cpu_pool
+    from tests.conftest import make_settings
+
+    p = cpu_pool(make_settings("sqlite+aiosqlite:///:memory:", workers=2))
+    try:
+        assert p.workers == 2
+        assert p.queue == 2 * CPU_QUEUE_PER_WORKER
+        assert p.max_wait_s == 20.0  # ALTTEXT_CPU_QUEUE_WAIT_S
+    finally:
+        p.shutdown()
+    p = cpu_pool(
+        make_settings("sqlite+aiosqlite:///:memory:", workers=1, cpu_queue=5, cpu_queue_wait_s=0)
+    )
+    try:
+        assert (p.queue, p.max_wait_s) == (5, 0.0)
+    finally:
+        p.shutdown()
 
 
 def test_an_admitted_request_and_background_work_are_never_refused() -> None:

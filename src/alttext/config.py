@@ -66,8 +66,13 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(15.0, gt=0, le=120)
     max_inflight_mb: int = Field(512, ge=16, le=65536)
     workers: int | None = Field(None, ge=1, le=64)  # image/OCR pool size; default: cores
-    # CPU tasks that may wait for the pool before new requests get 503; default: 8 x workers.
-    cpu_queue: int | None = Field(None, ge=0, le=100_000)
+    # Admission to the CPU pool (alttext.runtime): a new request's first task is refused with
+    # 503 when the estimated wait in the queue exceeds cpu_queue_wait_s, or when cpu_queue
+    # tasks already wait (a hard cap; default: 1024 x workers).
+    cpu_queue: int | None = Field(None, ge=0, le=1_000_000)
+    cpu_queue_wait_s: float = Field(20.0, ge=0, le=600)
+    # How long a request body or a decode waits for room in the memory budget before 503.
+    inflight_wait_s: float = Field(60.0, ge=0, le=600)
     # The result cache (alttext.result_cache): how long an answer is kept; 0 turns it off.
     cache_ttl_s: float = Field(86_400, ge=0, le=30 * 86_400)
 

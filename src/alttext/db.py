@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import Connection, DateTime, Dialect, MetaData, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Engine, MetaData, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -73,6 +77,11 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+PG_CONNECT_TIMEOUT_S = 5.0
+PG_COMMAND_TIMEOUT_S = 15.0
+PG_POOL_TIMEOUT_S = 10.0
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if is_sqlite(url):
         # One writer at a time is SQLite's nature: WAL lets readers go on, and a generous
@@ -84,6 +93,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
+    # Every wait on the database is bounded, so a server that stops answering (a partition
+    # drops packets without a reset) costs a request seconds and a 503, not minutes and a 500:
+    # a checkout waits PG_POOL_TIMEOUT_S for a free connection, a new connection
+    # PG_CONNECT_TIMEOUT_S, a statement PG_COMMAND_TIMEOUT_S (ours touch one account's rows;
+    # retention purges run in batches).
+    kwargs.setdefault("pool_timeout", PG_POOL_TIMEOUT_S)
+    connect_args = {"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S}
+    if url.startswith("postgresql+asyncpg"):
+        kwargs["connect_args"] = {**connect_args, **kwargs.get("connect_args", {})}
     return create_async_engine(url, **kwargs)
 
 
@@ -171,6 +189,73 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 AfterCommit = Callable[[], Awaitable[object] | object]
 
+# How long a writer waits for its turn before giving up, as SQLite's own busy timeout would.
+SQLITE_WRITE_WAIT_S = 30.0
+
+
+class _WriteTurns:
+    """One SQLite database's writers in this process, one at a time and first come, first served.
+
+    SQLite has a single writer. Left to itself, each waiting ``BEGIN IMMEDIATE`` retries in
+    SQLite's busy handler with growing sleeps, so under load the writer that gets in is whoever
+    retries at the right moment and some wait many times longer than others (p99 of a dozen
+    times the median at 16 concurrent requests, docs/decisions.md). Here the process's writers
+    queue on an ``asyncio.Lock`` (FIFO) before they take a connection, so the lock in the
+    database is nearly always free when they ask for it; other processes on the same file are
+    still ordered by the busy timeout. Reads never queue (under WAL they need no lock).
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.loop = asyncio.get_running_loop()
+        self.owner: asyncio.Task[Any] | None = None
+
+
+_write_turns: weakref.WeakKeyDictionary[Engine, _WriteTurns] = weakref.WeakKeyDictionary()
+
+
+def _turns_of(sessions: async_sessionmaker[AsyncSession]) -> _WriteTurns | None:
+    """The queue of ``sessions``' writers on SQLite; None on PostgreSQL (it locks rows)."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
+        return None
+    engine = bind.sync_engine
+    turns = _write_turns.get(engine)
+    if turns is None or turns.loop is not asyncio.get_running_loop():
+        # An asyncio.Lock belongs to one event loop (tests and CLI commands each run their own).
+        turns = _write_turns[engine] = _WriteTurns()
+    return turns
+
+
+@asynccontextmanager
+async def _write_turn(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    turns = _turns_of(sessions)
+    task = asyncio.current_task()
+    if turns is None or (turns.owner is not None and turns.owner is task):
+        # PostgreSQL; or a transaction opened inside this task's own, which is then left to
+        # SQLite's busy timeout, as it always was (the outer one holds the database's lock).
+        yield
+        return
+    try:
+        async with asyncio.timeout(SQLITE_WRITE_WAIT_S):
+            await turns.lock.acquire()
+    except TimeoutError:
+        # Code that waits, inside a transaction, for another task's transaction ends here
+        # instead of hanging: as SQLite itself would answer after its busy timeout.
+        raise OperationalError(
+            "BEGIN IMMEDIATE",
+            None,
+            sqlite3.OperationalError(
+                f"database is locked (no write turn within {SQLITE_WRITE_WAIT_S:.0f} s)"
+            ),
+        ) from None
+    turns.owner = task
+    try:
+        yield
+    finally:
+        turns.owner = None
+        turns.lock.release()
+
 
 @asynccontextmanager
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
@@ -181,16 +266,19 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     factory) open their own short transactions with this helper. A plain ``sessions()`` is
     for reads only. Work registered with :func:`after_commit` runs once the commit succeeded,
     and never after a rollback.
+
+    On SQLite the process's write transactions take turns (``_WriteTurns``): one at a time, in
+    the order they asked, with the after-commit work run once the turn is passed on.
     """
-    async with sessions() as session:
+    async with _write_turn(sessions), sessions() as session:
         async with session.begin():
             await session.connection(execution_options={_WRITES: True})
             yield session
         callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
-        for callback in callbacks:
-            result = callback()
-            if inspect.isawaitable(result):
-                await result
+    for callback in callbacks:
+        result = callback()
+        if inspect.isawaitable(result):
+            await result
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:

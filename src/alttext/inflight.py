@@ -3,19 +3,25 @@
 Two kinds of holders share one budget:
 
 * **Leases**, one per HTTP request (``RequestGuard`` opens it): the request body's bytes,
-  counted by the receive channel as the application reads them (the declared Content-Length is
-  taken up front, a chunked body grows as its pieces arrive), and the bytes of URLs the request
-  fetches (``runtime``'s metered transport). A lease is given back when the request ends. Taking
-  more than the budget allows is refused at once with 503 ``service_unavailable`` and
-  ``Retry-After``: the bytes are then never read, so a burst of uploads cannot run the process
-  out of memory. Leases together may hold at most half of the budget (``BODY_SHARE``), so the
-  requests already read can always get room to decode; one lease is charged at most that half,
-  so a single large body can always proceed on its own.
+  counted by the receive channel as the application reads them, and the bytes of URLs the
+  request fetches (``runtime``'s metered transport). A lease is given back when the request
+  ends. A body with a declared Content-Length is reserved whole before a byte of it is read
+  (``Lease.reserve``): when the budget has no room it *waits* for room, first come first
+  served, up to ``wait_s``; meanwhile the body is not read, so beyond the server's read buffer
+  of the connection (uvicorn stops reading past about 64 KiB) its bytes stay with the client,
+  and a burst of requests is served in turn instead of being refused. Bytes that are already
+  arriving (a chunked body, a download) are taken at once or refused. Either way, past the
+  budget the answer is 503 ``service_unavailable`` with ``Retry-After``, and a refused body is
+  never kept, so a burst of uploads cannot run the process out of memory. Leases together may
+  hold at most half of the budget (``BODY_SHARE``), so the requests already read can always
+  get room to decode; one lease is charged at most that half, so a single large body can
+  always proceed on its own.
   Through the URL fetcher's client (:class:`MeteredTransport`) the bytes of an image a request
   fetches are counted on its lease the same way while they download.
 * **Holds** around the engine (``hold``): a decoded image takes far more memory than its file,
   so a hold costs ``EXPANSION`` times the image's bytes. A hold waits (first come, first served)
-  up to ``wait_s`` for room, then gets the same 503.
+  up to ``wait_s`` for room, then gets the same 503. Holds belong to requests whose bodies are
+  already in, so when room frees up, waiting holds are served before waiting bodies.
 
 Everything here runs on the event loop: no locks, and giving bytes back never awaits.
 """
@@ -71,6 +77,20 @@ class Lease:
         self.budget.take_body(charge)
         self.held += charge
 
+    async def reserve(self, nbytes: int) -> None:
+        """Hold ``nbytes`` more, waiting (in turn, up to the budget's ``wait_s``) for room;
+        then 503 ``service_unavailable`` without holding any. For bytes not read yet."""
+        if nbytes <= 0 or self.closed:
+            return
+        charge = min(nbytes, self.budget.body_max - self.held)
+        if charge <= 0:
+            return
+        await self.budget.wait_body(charge)
+        if self.closed:  # the request ended while it waited
+            self.budget.give_back_body(charge)
+            return
+        self.held += charge
+
     def release(self) -> None:
         if self.closed:
             return
@@ -80,13 +100,21 @@ class Lease:
 
 
 class InflightBudget:
-    def __init__(self, max_bytes: int, wait_s: float = 10.0) -> None:
+    """``wait_s`` (``ALTTEXT_INFLIGHT_WAIT_S``): how long a body or a hold waits for room."""
+
+    def __init__(self, max_bytes: int, wait_s: float = 60.0) -> None:
         self.max_bytes = max_bytes
         self.wait_s = wait_s
         self.body_max = int(max_bytes * BODY_SHARE)
         self.used = 0  # leases and holds together
         self.bodies = 0  # leases only
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # holds
+        self._body_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Bodies and holds waiting for room."""
+        return len(self._waiters) + len(self._body_waiters)
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -104,11 +132,24 @@ class InflightBudget:
             lease.release()
             _current.reset(token)
 
+    def _body_fits(self, nbytes: int) -> bool:
+        return self.bodies + nbytes <= self.body_max and self.used + nbytes <= self.max_bytes
+
     def take_body(self, nbytes: int) -> None:
-        if self.bodies + nbytes > self.body_max or self.used + nbytes > self.max_bytes:
+        """Take ``nbytes`` for a lease now, or 503 (bytes that are arriving already)."""
+        if not self._body_fits(nbytes):
             raise ServiceUnavailable(_BUSY, retry_after=RETRY_AFTER_S)
         self.bodies += nbytes
         self.used += nbytes
+
+    async def wait_body(self, nbytes: int) -> None:
+        """Take ``nbytes`` for a lease, waiting in turn up to ``wait_s`` for room; then 503.
+        Nobody overtakes a waiting body or hold, however small."""
+        if not self._waiters and not self._body_waiters and self._body_fits(nbytes):
+            self.bodies += nbytes
+            self.used += nbytes
+            return
+        await self._wait(self._body_waiters, nbytes, body=True)
 
     def give_back_body(self, nbytes: int) -> None:
         self.bodies -= nbytes
@@ -127,22 +168,31 @@ class InflightBudget:
             self._give_back(cost)
 
     async def _take(self, cost: int) -> None:
-        # First come, first served: nobody overtakes a waiter, however small.
+        # First come, first served: nobody overtakes a waiting hold, however small.
         if not self._waiters and self.used + cost <= self.max_bytes:
             self.used += cost
             return
+        await self._wait(self._waiters, cost, body=False)
+
+    async def _wait(
+        self, queue: deque[tuple[int, asyncio.Future[None]]], cost: int, *, body: bool
+    ) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (cost, waiter)
-        self._waiters.append(entry)
+        queue.append(entry)
         try:
             async with asyncio.timeout(self.wait_s):
                 await waiter
         except BaseException as exc:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
+            if entry in queue:
+                queue.remove(entry)
                 self._wake()
             elif waiter.done() and not waiter.cancelled():
-                self._give_back(cost)  # granted just as time ran out: hand it on
+                # Granted just as time ran out: hand it on.
+                if body:
+                    self.give_back_body(cost)
+                else:
+                    self._give_back(cost)
             if isinstance(exc, TimeoutError):
                 raise ServiceUnavailable(_BUSY, retry_after=RETRY_AFTER_S) from exc
             raise
@@ -152,6 +202,8 @@ class InflightBudget:
         self._wake()
 
     def _wake(self) -> None:
+        # Holds first: their requests are read and under way. A hold that does not fit yet
+        # keeps everything behind it waiting, bodies too, so it is not starved by newcomers.
         while self._waiters:
             cost, waiter = self._waiters[0]
             if waiter.done():
@@ -160,6 +212,17 @@ class InflightBudget:
             if self.used + cost > self.max_bytes:
                 return
             self._waiters.popleft()
+            self.used += cost
+            waiter.set_result(None)
+        while self._body_waiters:
+            cost, waiter = self._body_waiters[0]
+            if waiter.done():
+                self._body_waiters.popleft()
+                continue
+            if not self._body_fits(cost):
+                return
+            self._body_waiters.popleft()
+            self.bodies += cost
             self.used += cost
             waiter.set_result(None)
 

@@ -96,7 +96,9 @@ async def open_process(
     last_used = LastUsedRecorder()
     key_cache = KeyCache(settings.key_cache_ttl_s, redis_url=settings.redis_url)
     key_cache.watch(sessions)  # revocations drop cached keys at their commit
-    inflight = InflightBudget(settings.max_inflight_mb * 1024 * 1024)
+    inflight = InflightBudget(
+        settings.max_inflight_mb * 1024 * 1024, wait_s=settings.inflight_wait_s
+    )
     claims = scheduler.build_claims(settings.redis_url)
     broker = build_broker(settings.redis_url, max_async_tasks=settings.worker_concurrency)
     result_cache = build_result_cache(settings)

@@ -4,13 +4,17 @@ Nothing here runs at import time; the app's lifespan and the CLI call ``open_run
 
 CPU work (decoding, resizing, OCR, classification, the rules' language checks) runs in one
 :class:`CpuPool` per process: as many threads as cores (``ALTTEXT_WORKERS``), tasks taken in
-the order their requests arrived, and a bounded queue (``ALTTEXT_CPU_QUEUE``) in front of it.
-A request whose first task finds the queue full is refused at once with 503
-``service_unavailable`` and ``Retry-After`` instead of piling up; once admitted, a request's
-later tasks are never refused, and they run ahead of requests that arrived after it, so a
-request that has paid for its model call is not starved by newcomers. Work outside an HTTP
-request (queued jobs, the CLI) waits its turn in submission order and is never refused: its
-concurrency has caps of its own.
+the order their requests arrived, and a bounded queue in front of it. The queue is bounded by
+the wait it means, not by a fixed length: a request's first task is admitted while the
+estimated wait (tasks waiting x the moving average of a task's run time / threads) is within
+``ALTTEXT_CPU_QUEUE_WAIT_S``, and never when ``ALTTEXT_CPU_QUEUE`` tasks already wait (a hard
+cap, should the estimate be off). So a burst that the pool will get through in reasonable time
+is held, whatever its size, and a process that is truly behind refuses newcomers at once with
+503 ``service_unavailable`` and ``Retry-After`` instead of piling up. Once admitted, a
+request's later tasks are never refused, and they run ahead of requests that arrived after it,
+so a request that has paid for its model call is not starved by newcomers. Work outside an
+HTTP request (queued jobs, the CLI) waits its turn in submission order and is never refused:
+its concurrency has caps of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import importlib.util
 import itertools
 import math
 import os
+import ssl
 import sys
 import threading
 import time
@@ -128,23 +133,36 @@ class CpuPool(Executor):
     """A thread pool sized to the cores with a fair, bounded queue (module docstring).
 
     ``workers`` threads take tasks in arrival order (the arrival of the request a task belongs
-    to, then submission order); at most ``queue`` tasks wait. An ``Executor``, so
-    ``loop.run_in_executor`` and everything built on it (the engine, the local provider) go
-    through it unchanged.
+    to, then submission order). A new request's first task is refused when ``queue`` tasks
+    already wait, or when ``max_wait_s`` is set and the estimated wait (:attr:`expected_wait_s`)
+    is longer. An ``Executor``, so ``loop.run_in_executor`` and everything built on it (the
+    engine, the local provider) go through it unchanged.
     """
 
-    def __init__(self, workers: int, queue: int, *, name: str = "alttext-cpu") -> None:
+    def __init__(
+        self,
+        workers: int,
+        queue: int,
+        *,
+        max_wait_s: float | None = None,
+        task_s: float = 0.05,
+        name: str = "alttext-cpu",
+    ) -> None:
+        """``task_s``: the first estimate of a task's run time, until tasks have run."""
         if workers < 1 or queue < 0:
             raise ValueError("a CPU pool needs at least one worker and a queue of 0 or more")
+        if max_wait_s is not None and max_wait_s < 0:
+            raise ValueError("a CPU pool's wait bound is 0 s or more")
         self.workers = workers
         self.queue = queue
+        self.max_wait_s = max_wait_s
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._waiting: list[tuple[int, int, _Task]] = []  # a heap
         self._running = 0
         self._order = itertools.count()
         self._shutdown = False
-        self._task_s = 0.05  # moving average of one task's run time, for Retry-After
+        self._task_s = task_s  # moving average of one task's run time: waits, Retry-After
 
     @property
     def waiting(self) -> int:
@@ -153,6 +171,23 @@ class CpuPool(Executor):
     @property
     def running(self) -> int:
         return self._running
+
+    @property
+    def task_s(self) -> float:
+        """The moving average of one task's run time, in seconds."""
+        return self._task_s
+
+    @property
+    def expected_wait_s(self) -> float:
+        """How long a task submitted now would wait before a thread takes it, at the recent
+        pace: the tasks ahead of it x the average run time / the threads."""
+        return len(self._waiting) * self._task_s / self.workers
+
+    def _full(self) -> bool:
+        """Whether a new request's first task is refused now (called under the lock)."""
+        if len(self._waiting) >= self.queue:
+            return True
+        return self.max_wait_s is not None and self.expected_wait_s > self.max_wait_s
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         ticket = _ticket.get()
@@ -167,7 +202,7 @@ class CpuPool(Executor):
             if start:
                 self._running += 1
             else:
-                if ticket is not None and not ticket.admitted and len(self._waiting) >= self.queue:
+                if ticket is not None and not ticket.admitted and self._full():
                     raise ServiceUnavailable(
                         "The service is busy: too many images are waiting to be processed. "
                         "Retry shortly.",
@@ -339,11 +374,16 @@ def circuit_breakers(settings: Settings) -> CircuitBreakers | None:
     return breakers
 
 
+# Default hard cap on waiting CPU tasks, per thread (ALTTEXT_CPU_QUEUE); the wait bound
+# (ALTTEXT_CPU_QUEUE_WAIT_S) is what normally limits the queue.
+CPU_QUEUE_PER_WORKER = 1024
+
+
 def cpu_pool(settings: Settings) -> CpuPool:
     # Pillow and onnxruntime release the GIL, so threads use every core for image work.
     workers = settings.workers or os.cpu_count() or 2
-    queue = settings.cpu_queue if settings.cpu_queue is not None else 8 * workers
-    return CpuPool(workers, queue)
+    queue = settings.cpu_queue if settings.cpu_queue is not None else CPU_QUEUE_PER_WORKER * workers
+    return CpuPool(workers, queue, max_wait_s=settings.cpu_queue_wait_s)
 
 
 def _fetch_client(settings: Settings, inflight: InflightBudget | None) -> httpx.AsyncClient:
@@ -364,15 +404,21 @@ def _fetch_client(settings: Settings, inflight: InflightBudget | None) -> httpx.
     )
 
 
-def _provider_client(settings: Settings) -> httpx.AsyncClient:
+def provider_client(
+    settings: Settings, *, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
     """The model server's own pool: keep-alive connections that URL fetches to many hosts
     cannot evict, kept open 30 s between calls so a quiet minute does not cost a new TLS
-    handshake per request. HTTP/1.1: HTTP/2 would need the ``h2`` package."""
+    handshake per request. HTTP/2 where the server offers it by ALPN (openrouter.ai does):
+    concurrent calls share one connection instead of opening one each; plain-http servers
+    (Ollama, vLLM on a LAN) get HTTP/1.1. ``verify``: tests pass their own CA."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0),
         limits=httpx.Limits(
             max_connections=200, max_keepalive_connections=64, keepalive_expiry=30.0
         ),
+        http2=True,
+        verify=verify,
         follow_redirects=False,
         trust_env=False,
     )
@@ -387,7 +433,7 @@ async def open_runtime(
     skip_missing_sniffio()
     executor = cpu_pool(settings)
     http = _fetch_client(settings, inflight)
-    upstream = _provider_client(settings)
+    upstream = provider_client(settings)
     provider: Provider | None = None
     try:
         ocr = await asyncio.to_thread(shared_ocr_reader)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import os
 import socket
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from alttext.describe.fetch import (
 )
 from tests.fakes.fixtures import running_image_host
 from tests.fakes.image_host import FakeImageHost
+from tests.fakes.tls import tls_material
 
 LOCAL = FetchLimits(allow_private=True, total_timeout_s=10)
 PNGISH = b"\x89PNG\r\n\x1a\n" + os.urandom(50_000)
@@ -600,80 +599,9 @@ async def test_deadline_spans_redirects(host: FakeImageHost, client: httpx.Async
 # --- TLS: SNI and certificate checks use the name, the socket uses the checked IP ------------
 
 
-def _tls_material(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A CA, a certificate for images.test only, and matching server and client contexts."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def build(
-        subject: str, issuer: str, key: ec.EllipticCurvePrivateKey, signer: object
-    ) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-        )
-        assert isinstance(signer, ec.EllipticCurvePrivateKey)
-        # Key usage and key identifiers: Python 3.13 verifies with VERIFY_X509_STRICT.
-        builder = builder.add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False
-        ).add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False
-        )
-        is_ca = subject == issuer
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=not is_ca,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=is_ca,
-                crl_sign=is_ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            True,
-        )
-        if is_ca:
-            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        else:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(subject)]), False
-            )
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = build("Test CA", "Test CA", ca_key, ca_key)
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = build("images.test", "Test CA", leaf_key, ca_key)
-
-    # ssl can only load a server certificate from files (test keys, not image data).
-    cert_file, key_file = tmp_path / "leaf.pem", tmp_path / "leaf.key"
-    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        leaf_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert_file, key_file)
-    client = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
-    return server, client
-
-
 async def test_https_verifies_certificate_against_hostname(tmp_path: Path) -> None:
-    server_ctx, client_ctx = _tls_material(tmp_path)
+    tls = tls_material(tmp_path, "images.test")
+    server_ctx, client_ctx = tls.server, tls.client
     resolver = FakeResolver({"images.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
     with running_image_host(server_ctx) as tls_host:
         tls_host.image("/cat.png", PNGISH)

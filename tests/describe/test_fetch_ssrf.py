@@ -42,11 +42,11 @@ from tests.conftest import make_settings
 from tests.describe.test_fetch import (
     PNGISH,
     FakeResolver,
-    _tls_material,
     loopback_only,
     no_network_client,
 )
 from tests.fakes.fixtures import running_image_host
+from tests.fakes.tls import tls_material
 from tests.processes import free_port
 
 # -- every forbidden class, every notation ---------------------------------------------------
@@ -363,7 +363,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 def keep_alive_tls_host(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext]]:
     """An HTTP/1.1 server with keep-alive (unlike the fake image host's HTTP/1.0) whose
     certificate covers images.test only; yields its port and a client context trusting it."""
-    _server_ctx, client_ctx = _tls_material(tmp_path)
+    client_ctx = tls_material(tmp_path, "images.test").client
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -40,7 +40,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import serve_in_thread
+from tests.fakes.server import serve_in_thread, serve_tls_in_thread
+from tests.fakes.tls import TlsMaterial
 
 DEFAULT_API_KEY = "sk-or-v1-fake-0123456789abcdef0123456789abcdef"
 DEFAULT_ALT_TEXT = "Tabby cat asleep on a sunlit windowsill."
@@ -215,6 +216,7 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     json: Any
+    http_version: str = "1.1"  # "2" when the call came over HTTP/2
 
 
 @dataclass(frozen=True)
@@ -425,6 +427,7 @@ class FakeOpenRouter:
                     query=dict(request.query_params),
                     headers={k.lower(): v for k, v in request.headers.items()},
                     json=parsed,
+                    http_version=str(request.scope.get("http_version", "1.1")),
                 )
             )
         return parsed
@@ -779,9 +782,20 @@ class FakeOpenRouter:
 
 
 @contextlib.contextmanager
-def run_fake_openrouter(api_key: str = DEFAULT_API_KEY) -> Iterator[FakeOpenRouter]:
-    """Serve a ``FakeOpenRouter`` on a free 127.0.0.1 port for the duration of the block."""
+def run_fake_openrouter(
+    api_key: str = DEFAULT_API_KEY, *, tls: TlsMaterial | None = None
+) -> Iterator[FakeOpenRouter]:
+    """Serve a ``FakeOpenRouter`` on a free 127.0.0.1 port for the duration of the block; with
+    ``tls``, over HTTPS offering HTTP/2, as openrouter.ai does."""
     fake = FakeOpenRouter(api_key)
-    with serve_in_thread(fake.app, "fake OpenRouter") as port:
-        fake.base_url = f"http://127.0.0.1:{port}/api/v1"
+    if tls is None:
+        with serve_in_thread(fake.app, "fake OpenRouter") as port:
+            fake.base_url = f"http://127.0.0.1:{port}/api/v1"
+            yield fake
+        return
+    served = serve_tls_in_thread(
+        fake.app, "fake OpenRouter (TLS)", str(tls.cert_file), str(tls.key_file)
+    )
+    with served as port:
+        fake.base_url = f"https://127.0.0.1:{port}/api/v1"
         yield fake

@@ -42,3 +42,45 @@ def serve_in_thread(app: Any, name: str) -> Iterator[int]:
         server.should_exit = True
         thread.join(timeout=5)
         sock.close()
+
+
+@contextlib.contextmanager
+def serve_tls_in_thread(app: Any, name: str, cert_file: str, key_file: str) -> Iterator[int]:
+    """Like ``serve_in_thread`` over TLS, offering HTTP/2 and HTTP/1.1 by ALPN (hypercorn: uvicorn
+    speaks no HTTP/2), as OpenRouter's edge does."""
+    import asyncio
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    with socket.socket() as probe:  # a free port; hypercorn binds it itself
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.certfile, config.keyfile = cert_file, key_file
+    config.alpn_protocols = ["h2", "http/1.1"]
+    config.loglevel = "WARNING"
+    config.accesslog = None
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        await serve(app, config, shutdown_trigger=stop.wait, mode="asgi")
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=5)

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alttext.db import transaction
+import pytest
+from sqlalchemy import select
+
+from alttext.accounts.models import Account as AccountRow
+from alttext.accounts.service import Principal, create_account
+from alttext.billing import credits
+from alttext.billing.ledger import grant_starting_credits
+from alttext.billing.models import CreditReservation
+from alttext.db import create_engine, session_factory, transaction
+from alttext.describe.types import Description, ImageInfo, Timing, Usage
+from alttext.generation.metering import settle
 from alttext.generation.service import DECORATIVE_STATUS
 from alttext.usage.models import UsageEvent
 from alttext.usage.service import aggregate
@@ -63,3 +73,79 @@ async def test_aggregate_counts_decorative_as_free_success(
 
 def test_decorative_status_fits_the_column() -> None:
     assert len(DECORATIVE_STATUS) <= UsageEvent.__table__.c.status.type.length
+
+
+@pytest.fixture
+async def sessions(database_url: str):  # type: ignore[no-untyped-def]
+    engine = create_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+async def _account(sessions) -> str:  # type: ignore[no-untyped-def]
+    async with transaction(sessions) as s:
+        account = await create_account(s, "spender@example.com")
+        await grant_starting_credits(s, account, 5)
+    return account.id
+
+
+async def _state(sessions, account_id: str) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
+    async with sessions() as s:
+        balance = await s.scalar(
+            select(AccountRow.credits_balance).where(AccountRow.id == account_id)
+        )
+        held = (await s.execute(select(CreditReservation.state))).scalars()
+        return int(balance or 0), list(held)
+
+
+def _description() -> Description:
+    return Description(
+        alt_text="A red bicycle.",
+        alt_texts={"en": "A red bicycle."},
+        decorative=False,
+        role="informative",
+        language="en",
+        long_description=None,
+        text_in_image=None,
+        needs_review=False,
+        review_reasons=[],
+        model="m/one",
+        image=ImageInfo(width=10, height=10, format="jpeg", sent_width=10, sent_height=10),
+        usage=Usage(input_tokens=1, output_tokens=1, upstream_cost_usd=0.0),
+        timing=Timing(prepare_ms=1, upstream_ms=1),
+    )
+
+
+async def test_settling_reports_the_balance_the_reservation_left(sessions) -> None:  # type: ignore[no-untyped-def]
+    account_id = await _account(sessions)
+    principal = Principal(account_id, "key_1", "active", None)
+    async with transaction(sessions) as s:
+        left = await credits.reserve(s, account_id=account_id, request_id="req_1", ttl_s=60)
+    async with transaction(sessions) as s:
+        reported = await settle(
+            s, "req_1", principal, _description(), 5, None, balance_after_reserve=left
+        )
+    balance, held = await _state(sessions, account_id)
+    assert reported == balance == 4
+    assert held == ["settled"]
+    async with sessions() as s:
+        event = await s.get(UsageEvent, "req_1")
+    assert event is not None
+    assert event.credits == 1
+
+
+async def test_settling_after_expiry_reports_the_credit_given_back(sessions) -> None:  # type: ignore[no-untyped-def]
+    account_id = await _account(sessions)
+    principal = Principal(account_id, "key_1", "active", None)
+    async with transaction(sessions) as s:
+        left = await credits.reserve(s, account_id=account_id, request_id="req_1", ttl_s=60)
+    async with transaction(sessions) as s:
+        assert await credits.release(s, request_id="req_1", note="reservation expired")
+    async with transaction(sessions) as s:
+        reported = await settle(
+            s, "req_1", principal, _description(), 5, None, balance_after_reserve=left
+        )
+    balance, held = await _state(sessions, account_id)
+    # Not the balance the reservation left (4): the expired reservation's credit came back.
+    assert reported == balance == 5
+    assert held == ["released"]

@@ -151,7 +151,94 @@ async def test_holds_wait_in_order_and_time_out_with_503() -> None:
     assert budget.used == 0
 
 
+async def test_a_declared_body_waits_in_turn_for_room_instead_of_503() -> None:
+    budget = InflightBudget(8 * MB, wait_s=5.0)  # bodies may hold 4 MB together
+    holder = budget.lease()
+    holder.grow(3 * MB)
+    first, second = budget.lease(), budget.lease()
+    waiting_first = asyncio.create_task(first.reserve(2 * MB))  # does not fit: waits
+    await until(lambda: budget.waiting == 1, "the first body waiting")
+    waiting_second = asyncio.create_task(second.reserve(1))  # would fit, must not overtake
+    await until(lambda: budget.waiting == 2, "the second body waiting")
+    assert first.held == second.held == 0
+    holder.release()  # room: both are served, in turn
+    await asyncio.gather(waiting_first, waiting_second)
+    assert (first.held, second.held) == (2 * MB, 1)
+    assert budget.bodies == budget.used == 2 * MB + 1
+    first.release()
+    second.release()
+    assert budget.used == budget.waiting == 0
+
+
+async def test_a_waiting_body_gets_503_after_the_wait_and_holds_nothing() -> None:
+    budget = InflightBudget(8 * MB, wait_s=0.1)
+    holder = budget.lease()
+    holder.grow(4 * MB)
+    lease = budget.lease()
+    with pytest.raises(ServiceUnavailable) as refused:
+        await lease.reserve(MB)
+    assert refused.value.retry_after is not None
+    assert lease.held == 0
+    assert budget.waiting == 0
+    holder.release()
+    assert budget.used == 0
+
+
+async def test_waiting_holds_are_served_before_waiting_bodies() -> None:
+    """A hold belongs to a request already read: when room frees up it goes first, and a body
+    behind it waits even if it would fit."""
+    budget = InflightBudget(8 * MB, wait_s=5.0)
+    reading = budget.lease()
+    reading.grow(MB)
+    gate = asyncio.Event()
+
+    async def decode() -> None:
+        async with budget.hold(MB):  # 4 MB
+            await gate.wait()
+
+    first = asyncio.create_task(decode())
+    await until(lambda: budget.used == 5 * MB, "the first hold")
+    second = asyncio.create_task(decode())  # 4 more do not fit: waits
+    await until(lambda: budget.waiting == 1, "the second hold waiting")
+    body = budget.lease()
+    body_task = asyncio.create_task(body.reserve(2 * MB))  # 7 MB would fit, but a hold waits
+    await until(lambda: budget.waiting == 2, "the body waiting")
+    assert body.held == 0
+    gate.set()
+    await asyncio.gather(first, second, body_task)
+    assert body.held == 2 * MB
+    body.release()
+    reading.release()
+    assert budget.used == budget.waiting == 0
+
+
 # -- request bodies -------------------------------------------------------------------------------
+
+
+async def test_a_second_large_upload_waits_for_the_first_then_runs(svc: Service) -> None:
+    account = await svc.create_account()
+    image = noisy_jpeg(900, 700)
+    budget = tiny_budget(svc, 2 * len(image))  # bodies may hold one such upload, not two
+    budget.wait_s = 30.0
+    body, content_type = multipart(image)
+    slow = Paused(body)
+    headers = {**account.headers, "Content-Type": content_type}
+    first = asyncio.create_task(
+        svc.client.post(
+            "/v1/alt-text",
+            headers={**headers, "Content-Length": str(len(body))},
+            content=slow,
+        )
+    )
+    await slow.sent_first.wait()
+    await until(lambda: budget.bodies >= len(body) // 2, "the first body's lease")
+    second = asyncio.create_task(svc.client.post("/v1/alt-text", headers=headers, content=body))
+    await until(lambda: budget.waiting == 1, "the second body waiting for room")
+    slow.resume()
+    done, after = await asyncio.gather(first, second)
+    assert done.status_code == 200, done.text
+    assert after.status_code == 200, after.text  # held, not refused
+    assert budget.used == budget.waiting == 0
 
 
 async def test_a_second_large_upload_gets_503_while_the_first_completes(svc: Service) -> None:
@@ -364,16 +451,18 @@ async def test_every_request_of_a_real_run_gives_its_bytes_back(database_url: st
 
 
 async def test_a_client_still_sending_a_refused_upload_gets_the_503(database_url: str) -> None:
-    """Refused at its first byte, a 5 MB upload is read to its end and thrown away: the client
+    """Refused before its first byte (after its wait), a 5 MB upload is read to its end and
+    thrown away: the client
     gets the 503 and its Retry-After, not a reset connection, and may send again on it."""
     from alttext.app import create_app
     from tests.http.live import live_server, seed_key
 
     key = await seed_key(database_url)
-    settings = make_settings(database_url)
+    settings = make_settings(database_url, inflight_wait_s=0.2)
     app = create_app(settings)
     with live_server(app, settings) as live:
         budget: InflightBudget = app.state.services.inflight
+        assert budget.wait_s == 0.2  # ALTTEXT_INFLIGHT_WAIT_S
         other = budget.lease()
         other.grow(budget.body_max)  # another request holds all the bodies may hold
         image = b"\xff\xd8" + bytes(5 * MB)

@@ -12,7 +12,7 @@ def test_serve_options_cap_the_head_for_h11_and_keep_uvicorns_logs_out() -> None
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        "limit_concurrency": 1000,
+        "limit_concurrency": 1024,
         "timeout_graceful_shutdown": 30,
         "h11_max_incomplete_event_size": 4096,
     }

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alttext import metrics
 from alttext.accounts.models import Account
-from alttext.billing.ledger import append_entry, book
+from alttext.billing.ledger import add_new_entry, book
 from alttext.billing.models import CreditReservation
 from alttext.db import transaction, utcnow
 from alttext.errors import InsufficientCredits
@@ -46,7 +46,9 @@ async def reserve(
             "This account has no credits left. Buy more at /v1/billing/checkout "
             "(failed generations are never charged)."
         )
-    await append_entry(
+    # A request id is new, so is its reference: no savepoint; the entry and the reservation
+    # are written by the commit's flush (one round trip each, none of their own).
+    add_new_entry(
         session,
         account_id=account_id,
         kind="usage",

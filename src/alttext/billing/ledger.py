@@ -1,5 +1,6 @@
 """Booking credit entries: every entry moves the balance by its own amount (``book``), except
-a guarded spend, which moves the balance itself and appends its entry (``append_entry``)."""
+a guarded spend, which moves the balance itself and appends its entry (``append_entry``, or
+``add_new_entry`` for a spend whose reference is new by construction)."""
 
 from __future__ import annotations
 
@@ -62,9 +63,39 @@ async def append_entry(
     note: str | None = None,
 ) -> CreditEntry:
     """Only the entry: for callers that moved the balance themselves (a guarded spend)."""
+    entry = _entry(account_id, kind, credits, reference, amount_usd, note)
+    try:
+        async with session.begin_nested():
+            session.add(entry)
+            await session.flush()
+    except IntegrityError as exc:
+        raise DuplicateEntry(reference) from exc
+    return entry
+
+
+def add_new_entry(
+    session: AsyncSession, *, account_id: str, kind: str, credits: int, reference: str
+) -> CreditEntry:
+    """Only the entry, for a ``reference`` that is new by construction (``usage:<request id>``,
+    a fresh id): added to the session without a savepoint or a flush of its own, so it is
+    written with the rest of the transaction. Should the reference exist after all, the
+    transaction's flush fails and all of it rolls back: nothing is booked twice."""
+    entry = _entry(account_id, kind, credits, reference, None, None)
+    session.add(entry)
+    return entry
+
+
+def _entry(
+    account_id: str,
+    kind: str,
+    credits: int,
+    reference: str,
+    amount_usd: float | None,
+    note: str | None,
+) -> CreditEntry:
     if kind not in ENTRY_KINDS:
         raise ValueError(f"unknown ledger entry kind {kind!r}")
-    entry = CreditEntry(
+    return CreditEntry(
         id=new_id("txn"),
         account_id=account_id,
         kind=kind,
@@ -73,13 +104,6 @@ async def append_entry(
         amount_usd=amount_usd,
         note=note,
     )
-    try:
-        async with session.begin_nested():
-            session.add(entry)
-            await session.flush()
-    except IntegrityError as exc:
-        raise DuplicateEntry(reference) from exc
-    return entry
 
 
 async def grant(

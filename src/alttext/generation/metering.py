@@ -88,8 +88,16 @@ async def settle(
     description: Description,
     latency_ms: int,
     history: tuple[str | None, str | None] | None,
+    *,
+    balance_after_reserve: int | None = None,
 ) -> int:
-    if not await credits.settle(session, request_id=request_id):
+    """Keep the reserved credit and meter the success; return the balance to report.
+
+    The reservation took the credit from the balance, so the balance it left
+    (``balance_after_reserve``) is the one reported, without reading it again; only a
+    reservation that expired meanwhile (its credit given back) has the balance read anew."""
+    settled = await credits.settle(session, request_id=request_id)
+    if not settled:
         # The reservation outlived its expiry and was released: the customer keeps the credit.
         log.warning("settled after expiry", extra={"request_id": request_id})
     session.add(
@@ -97,4 +105,6 @@ async def settle(
             request_id, principal, latency_ms=latency_ms, description=description, history=history
         )
     )
+    if settled and balance_after_reserve is not None:
+        return balance_after_reserve
     return await credits.balance(session, principal.account_id)

@@ -331,9 +331,10 @@ async def _run_model(
     request_id: str,
     interactive: bool,
     on_failure: Callable[[str], Awaitable[None]],
-) -> Description:
+) -> tuple[Description, int]:
     """The leader's model call: slot, reservation, then the engine outside any transaction.
-    The model's own errors are shared with the waiters of the flight."""
+    The model's own errors are shared with the waiters of the flight. Returns the answer and
+    the balance the reservation left."""
     slot = (
         _generation_slot(services, principal.account_id)
         if interactive
@@ -341,7 +342,7 @@ async def _run_model(
     )
     async with slot:
         async with transaction(services.sessions) as session:
-            await credits.reserve(
+            remaining = await credits.reserve(
                 session,
                 account_id=principal.account_id,
                 request_id=request_id,
@@ -349,9 +350,10 @@ async def _run_model(
             )
         try:
             engine = services.runtime.engine
-            return await _metered(
+            description = await _metered(
                 on_failure, engine.describe_prepared(prepared, options, prepare_ms=prepare_ms)
             )
+            return description, remaining
         except AppError as exc:
             flight.share(exc)
             raise
@@ -404,7 +406,7 @@ async def generate(
             if flight.hit is not None:
                 hit = _as_hit(flight.hit, prepared, prepare_ms)
             else:
-                description = await _run_model(
+                description, reserved_remaining = await _run_model(
                     services,
                     principal,
                     prepared,
@@ -429,7 +431,13 @@ async def generate(
             else:
                 superseded = False
                 remaining = await settle(
-                    session, request_id, principal, description, total_ms, history
+                    session,
+                    request_id,
+                    principal,
+                    description,
+                    total_ms,
+                    history,
+                    balance_after_reserve=reserved_remaining,
                 )
         if superseded:
             raise Superseded(request_id)

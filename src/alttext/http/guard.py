@@ -15,8 +15,11 @@ that answer goes out, the rest of the body is read and thrown away (nothing of i
 the client, still sending, gets the answer instead of a reset connection. A body that does not
 end within ``DRAIN_MAX_BYTES`` or the read timeout gets the answer with ``Connection: close``.
 Nothing is counted before the application reads, so a client without a valid key cannot hold
-the budget. The lease is given back when the response has been sent. And the guard gives the
-request its place in the CPU queue (``alttext.runtime.arrival``): the order of arrival.
+the budget. When the budget is full, a declared body waits for room in turn (up to
+``ALTTEXT_INFLIGHT_WAIT_S``, unread meanwhile) before it is refused; bytes that arrive without
+a declared length are refused at once. The lease is given back when the response has been
+sent. And the guard gives the request its place in the CPU queue (``alttext.runtime.arrival``):
+the order of arrival.
 """
 
 from __future__ import annotations
@@ -92,19 +95,35 @@ class _Body:
         self.refused = False
 
     def _count(self, nbytes: int) -> None:
-        """Take ``nbytes`` more on the lease, or refuse the body with 503."""
+        """Take ``nbytes`` more on the lease (bytes that have arrived), or refuse the body
+        with 503."""
         if self._lease is None or nbytes <= 0:
             return
         try:
             self._lease.grow(nbytes)
         except ServiceUnavailable:
-            self.refused = True
-            log.info(
-                "request body refused: memory budget full",
-                extra={"request_id": self._request_id, "bytes": nbytes},
-            )
+            self._refuse(nbytes)
             raise
         self._counted += nbytes
+
+    async def _reserve(self, nbytes: int) -> None:
+        """Take the declared body on the lease before reading it, waiting in turn for room
+        (``InflightBudget.wait_s``), or refuse the body with 503."""
+        if self._lease is None or nbytes <= 0:
+            return
+        try:
+            await self._lease.reserve(nbytes)
+        except ServiceUnavailable:
+            self._refuse(nbytes)
+            raise
+        self._counted += nbytes
+
+    def _refuse(self, nbytes: int) -> None:
+        self.refused = True
+        log.info(
+            "request body refused: memory budget full",
+            extra={"request_id": self._request_id, "bytes": nbytes},
+        )
 
     async def drain(self) -> bool:
         """Read the rest of a refused body and drop it; whether it ended (the connection is
@@ -129,7 +148,9 @@ class _Body:
             # Only http.disconnect can come now; waiting for it (http/disconnect.py) is no stall.
             return await self._receive()
         if self._seen == 0 and self._counted == 0 and self._declared:
-            self._count(self._declared)  # the whole declared body, before a byte is read
+            # The whole declared body, before a byte of it is read: while it waits for room
+            # the client's bytes stay unread (the server stops reading the connection).
+            await self._reserve(self._declared)
         try:
             async with asyncio.timeout(self._timeout_s):
                 message = await self._receive()

@@ -13,8 +13,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,  # our JSON logging (alttext.logging_setup)
         "access_log": False,  # RequestIdMiddleware logs one line per request, without the query
         "server_header": False,
-        # Bounded by ALTTEXT_MAX_INFLIGHT_MB for images; this bounds connections.
-        "limit_concurrency": 1000,
+        # Bounded by ALTTEXT_MAX_INFLIGHT_MB for images; this bounds connections. Uvicorn
+        # counts the new connection itself, so N admits N - 1 at once: 1024 holds a burst of
+        # 1,000 clients (bench/bench_api.py) with room for health checks.
+        "limit_concurrency": 1024,
         # SIGTERM/SIGINT: stop listening at once (new connections are refused), close idle
         # keep-alive connections, let requests in flight finish for up to this long, then
         # cancel the rest (their reservations are released) and run the lifespan's shutdown.

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 import math
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,8 +78,33 @@ class WireOptions:
     max_tokens: int
 
 
-def build_body(request: ModelRequest, options: WireOptions) -> dict[str, Any]:
-    data_uri = f"data:{request.mime};base64,{base64.b64encode(request.image).decode('ascii')}"
+def encode_body(request: ModelRequest, options: WireOptions) -> tuple[bytes, dict[str, Any]]:
+    """The body as the JSON bytes to send (as httpx's ``json=`` would encode them), and as a
+    dict with a stand-in for the image (to look at, never to send).
+
+    The image's base64 (most of the body) is written straight into the bytes: it needs no
+    escaping, so only the small rest of the body goes through the JSON encoder, instead of
+    the encoder scanning the whole base64 text and copying it into a string and then bytes.
+    """
+    slot = f"alttext-image-{secrets.token_hex(16)}"  # cannot occur in the rest of the body
+    body = build_body(request, options, image_data=slot)
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    head, found, tail = text.partition(slot)
+    if not found or slot in tail:  # not expected; encode it the plain way
+        whole = build_body(request, options)
+        return json.dumps(
+            whole, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode(), body
+    return b"".join((head.encode(), base64.b64encode(request.image), tail.encode())), body
+
+
+def build_body(
+    request: ModelRequest, options: WireOptions, *, image_data: str | None = None
+) -> dict[str, Any]:
+    """The body as a dict; ``image_data`` stands in for the image's base64 when given."""
+    if image_data is None:
+        image_data = base64.b64encode(request.image).decode("ascii")
+    data_uri = f"data:{request.mime};base64,{image_data}"
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})

@@ -35,7 +35,7 @@ from alttext.describe.providers.breaker import ChainWalk, CircuitBreakers
 from alttext.describe.providers.chat_wire import (
     AttemptFailed,
     WireOptions,
-    build_body,
+    encode_body,
     parse_completion,
     parse_model_listing,
     parse_retry_after,
@@ -260,15 +260,15 @@ class ChatCompletionsProvider:
     async def _call(
         self, request: ModelRequest, options: WireOptions, timeout_s: float
     ) -> ModelReply:
-        body = build_body(request, options)
+        content, body = encode_body(request, options)
         requested = options.model_fields.get("model") or options.model_fields["models"][0]
         timeout_s = max(timeout_s, 0.001)
         try:
             async with asyncio.timeout(timeout_s):
                 response = await self._client.post(
                     f"{self._base}/chat/completions",
-                    json=body,
-                    headers=self._headers(),
+                    content=content,
+                    headers={**self._headers(), "Content-Type": "application/json"},
                     timeout=timeout_s,
                 )
         except (TimeoutError, httpx.TimeoutException):
