@@ -19,9 +19,12 @@ Two kinds of holders share one budget:
   Through the URL fetcher's client (:class:`MeteredTransport`) the bytes of an image a request
   fetches are counted on its lease the same way while they download.
 * **Holds** around the engine (``hold``): a decoded image takes far more memory than its file,
-  so a hold costs ``EXPANSION`` times the image's bytes. A hold waits (first come, first served)
-  up to ``wait_s`` for room, then gets the same 503. Holds belong to requests whose bodies are
-  already in, so when room frees up, waiting holds are served before waiting bodies.
+  so a hold costs ``EXPANSION`` times the image's bytes. Once the image is prepared, its holder
+  shrinks the hold to what the prepared image occupies (``Hold.shrink``) for the rest of the
+  request (the model call): the decode's room goes to the next request. A hold waits (first
+  come, first served) up to ``wait_s`` for room, then gets the same 503. Holds belong to
+  requests whose bodies are already in, so when room frees up, waiting holds are served before
+  waiting bodies.
 
 Everything here runs on the event loop: no locks, and giving bytes back never awaits.
 """
@@ -99,6 +102,22 @@ class Lease:
         self.budget.give_back_body(held)
 
 
+class Hold:
+    """A hold's share of the budget; ``shrink`` gives back what the decode no longer needs."""
+
+    def __init__(self, budget: InflightBudget, cost: int) -> None:
+        self.budget = budget
+        self.cost = cost
+
+    def shrink(self, nbytes: int) -> None:
+        """Keep at most ``nbytes`` (never more than held) until the hold ends; the rest is
+        given back now, and waiting holds and bodies get it."""
+        keep = max(0, min(nbytes, self.cost))
+        freed, self.cost = self.cost - keep, keep
+        if freed:
+            self.budget._give_back(freed)
+
+
 class InflightBudget:
     """``wait_s`` (``ALTTEXT_INFLIGHT_WAIT_S``): how long a body or a hold waits for room."""
 
@@ -158,14 +177,14 @@ class InflightBudget:
     # -- holds -------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def hold(self, nbytes: int) -> AsyncIterator[None]:
+    async def hold(self, nbytes: int) -> AsyncIterator[Hold]:
         """Room to decode an image of ``nbytes``; waits up to ``wait_s``, then 503."""
-        cost = min(self.max_bytes - self.body_max, nbytes * EXPANSION)
-        await self._take(cost)
+        held = Hold(self, min(self.max_bytes - self.body_max, nbytes * EXPANSION))
+        await self._take(held.cost)
         try:
-            yield
+            yield held
         finally:
-            self._give_back(cost)
+            self._give_back(held.cost)
 
     async def _take(self, cost: int) -> None:
         # First come, first served: nobody overtakes a waiting hold, however small.

@@ -421,3 +421,98 @@ async def test_a_revocation_on_one_service_process_is_refused_by_another_at_once
                 assert r.status_code == 401
     finally:
         await engine.dispose()
+
+
+# -- one lookup per key at a time ---------------------------------------------------------------
+
+
+def held_lookups(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], asyncio.Event]:
+    """Key lookups (their digests) held until the event is set."""
+    started: list[str] = []
+    go_on = asyncio.Event()
+    real = accounts.principal_for_digest
+
+    async def held(session: Any, digest: str) -> Principal:
+        started.append(digest)
+        await go_on.wait()
+        return await real(session, digest)
+
+    monkeypatch.setattr("alttext.accounts.key_cache.principal_for_digest", held)
+    return started, go_on
+
+
+async def settle_tasks() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_concurrent_misses_for_one_key_share_one_lookup(
+    seeded: tuple[Any, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions, account_id, secret = seeded
+    cache = KeyCache(5)
+    started, go_on = held_lookups(monkeypatch)
+    tasks = [asyncio.create_task(cache.authenticate(sessions, secret)) for _ in range(50)]
+    await settle_tasks()
+    assert len(started) == 1
+    go_on.set()
+    principals = await asyncio.gather(*tasks)
+    assert {p.account_id for p in principals} == {account_id}
+    assert len(started) == 1
+    assert len(cache) == 1
+
+
+async def test_a_failed_lookup_fails_every_waiter_and_is_not_kept(
+    seeded: tuple[Any, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alttext.accounts.keys import generate_key
+
+    sessions, _, _ = seeded
+    cache = KeyCache(5)
+    started, go_on = held_lookups(monkeypatch)
+    unknown = generate_key()
+    tasks = [asyncio.create_task(cache.authenticate(sessions, unknown)) for _ in range(5)]
+    await settle_tasks()
+    go_on.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, Unauthorized) for r in results)
+    assert len(started) == 1
+    assert len(cache) == 0
+    with pytest.raises(Unauthorized):  # looked up again, not answered from a kept failure
+        await cache.authenticate(sessions, unknown)
+    assert len(started) == 2
+
+
+async def test_a_request_after_an_invalidation_does_not_wait_for_an_older_lookup(
+    seeded: tuple[Any, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions, account_id, secret = seeded
+    cache = KeyCache(5)
+    started, go_on = held_lookups(monkeypatch)
+    before = asyncio.create_task(cache.authenticate(sessions, secret))
+    await settle_tasks()
+    cache.invalidate(Invalidation(accounts={account_id}))
+    after = asyncio.create_task(cache.authenticate(sessions, secret))
+    await settle_tasks()
+    assert len(started) == 2  # its own lookup, which reads the row as it is now
+    go_on.set()
+    await asyncio.gather(before, after)
+    assert len(cache) == 1  # only the lookup that began after the invalidation is kept
+
+
+async def test_a_cancelled_lookup_hands_over_to_a_waiter(
+    seeded: tuple[Any, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions, account_id, secret = seeded
+    cache = KeyCache(5)
+    started, go_on = held_lookups(monkeypatch)
+    leader = asyncio.create_task(cache.authenticate(sessions, secret))
+    await settle_tasks()
+    waiter = asyncio.create_task(cache.authenticate(sessions, secret))
+    await settle_tasks()
+    leader.cancel()
+    await settle_tasks()
+    go_on.set()
+    assert (await waiter).account_id == account_id
+    assert leader.cancelled()
+    assert len(started) == 2

@@ -29,6 +29,13 @@ hear of changes made by another process (the CLI): those take effect within the 
 
 A lookup that raced an invalidation (read before the change committed, answered after the
 entry was dropped) is not stored: every invalidation moves an epoch that a fill must match.
+
+**One lookup per key at a time.** While the cache is active, requests that present the same key
+while its lookup runs wait for that lookup instead of running their own (a burst of 1,000
+requests with a new key is one query, not 1,000): they share its Principal, or its error (an
+unknown key's 401 too, which is not kept). An invalidation lets later requests start a fresh
+lookup rather than wait for one that may have read the row before the change; if the looking
+request is cancelled, a waiting one looks the key up itself.
 """
 
 from __future__ import annotations
@@ -141,6 +148,8 @@ class KeyCache:
         self._max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        # Lookups under way, by digest: requests with the same key wait for the one running.
+        self._flights: dict[str, asyncio.Future[Principal | None]] = {}
         self._epoch = 0
         self._sender = f"{os.getpid()}-{id(self):x}"
         self._redis_url = redis_url
@@ -166,18 +175,48 @@ class KeyCache:
     ) -> Principal:
         """The caller of ``secret``: from memory when a live entry exists, else one query."""
         digest = key_digest(secret)
-        entry = self._entries.get(digest)
-        if entry is not None:
-            if self.active and entry.expires > self._clock():
-                # The dict matched on equality; the check that grants access is constant-time.
-                if hmac.compare_digest(entry.key_hash, digest):
-                    return entry.principal
-            else:
-                self._entries.pop(digest, None)
+        while True:
+            entry = self._entries.get(digest)
+            if entry is not None:
+                if self.active and entry.expires > self._clock():
+                    # The dict matched on equality; the check that grants access is
+                    # constant-time.
+                    if hmac.compare_digest(entry.key_hash, digest):
+                        return entry.principal
+                else:
+                    self._entries.pop(digest, None)
+            flight = self._flights.get(digest)
+            if flight is None:
+                return await self._lookup(sessions, digest)
+            # Another request is looking this key up: share its answer or its error. Shielded,
+            # so a waiter that is cancelled does not cancel the lookup of the others.
+            principal = await asyncio.shield(flight)
+            if principal is not None:
+                return principal
+            # The looking request was cancelled before an answer: start over (one leads again).
+
+    async def _lookup(self, sessions: async_sessionmaker[AsyncSession], digest: str) -> Principal:
+        """One database lookup that requests presenting the same key meanwhile wait for (with
+        the cache active: the cache off, every request looks its key up)."""
         epoch = self._epoch
-        async with sessions() as session:
-            principal = await principal_for_digest(session, digest)
+        flight: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
+        flight.add_done_callback(_retrieved)
+        if self.active:
+            self._flights[digest] = flight
+        try:
+            async with sessions() as session:
+                principal = await principal_for_digest(session, digest)
+        except Exception as exc:
+            flight.set_exception(exc)  # an unknown key's 401 too: shared, never kept
+            raise
+        except BaseException:
+            flight.set_result(None)
+            raise
+        finally:
+            if self._flights.get(digest) is flight:
+                del self._flights[digest]
         self._store(digest, principal, epoch)
+        flight.set_result(principal)
         return principal
 
     def _store(self, digest: str, principal: Principal, epoch: int) -> None:
@@ -195,6 +234,9 @@ class KeyCache:
     def invalidate(self, change: Invalidation) -> None:
         """Drop the entries ``change`` names, in this process only."""
         self._epoch += 1
+        # A lookup under way may have read the row before the change: requests arriving from
+        # now on look the key up afresh rather than wait for it.
+        self._flights.clear()
         if change.everything:
             self._entries.clear()
             return
@@ -341,6 +383,12 @@ class KeyCache:
                 return
             if sender != self._sender:
                 self.invalidate(change)
+
+
+def _retrieved(flight: asyncio.Future[Principal | None]) -> None:
+    """Mark a shared failure as seen: nobody may have waited for it (asyncio would log it)."""
+    if not flight.cancelled():
+        flight.exception()
 
 
 def _channel(namespace: str, redis_url: str | None) -> str:

@@ -2,7 +2,8 @@
 
 Kept out of the route so batch requests and queued jobs go through the same path. The order
 is the money's order: the image is prepared (decoded, downscaled, hashed) under the memory
-budget, and its hash with the options keys the result cache (alttext.result_cache). A hit is
+budget (the decode's share is given back once it is done; the prepared image's stays), and
+its hash with the options keys the result cache (alttext.result_cache). A hit is
 answered at once, free: no slot, no reservation, ``cached: true``, ``usage.credits: 0`` and a
 usage event with status ``cached`` and 0 credits. A miss joins the key's single flight: the
 leader takes a slot and reserves a credit (402 before any model call), calls the model outside
@@ -252,16 +253,26 @@ async def _prepare(
     image: bytes | None,
     options: DescribeOptions,
 ) -> tuple[PreparedImage, int]:
-    """Fetch the image if given by URL, take its share of the memory budget (held by
-    ``memory`` until the caller is done with the prepared image) and prepare it."""
+    """Fetch the image if given by URL, take its share of the memory budget to decode it and
+    prepare it. Then the hold shrinks to what the prepared image occupies (its bytes and its
+    pixels), held by ``memory`` until the caller is done with it: the decode's room is free for
+    the next request during the model call. The original bytes stay counted where the request
+    body (or download) is, on the request's lease."""
     runtime = services.runtime
     if image is None:
         assert req.image_url is not None  # the request model guarantees one of the two
         image = await fetch_image(req.image_url, runtime.http, runtime.fetch_limits)
-    await memory.enter_async_context(services.inflight.hold(len(image)))
+    held = await memory.enter_async_context(services.inflight.hold(len(image)))
     started = time.perf_counter()
     prepared = await runtime.engine.prepare(image, options)
+    held.shrink(prepared_footprint(prepared))
     return prepared, int((time.perf_counter() - started) * 1000)
+
+
+def prepared_footprint(prepared: PreparedImage) -> int:
+    """The memory a prepared image keeps: its encoded bytes and its decoded pixels."""
+    pixels = prepared.pixels
+    return len(prepared.data) + pixels.width * pixels.height * len(pixels.getbands())
 
 
 def _as_hit(d: Description, prepared: PreparedImage, prepare_ms: int) -> Description:
@@ -388,7 +399,7 @@ async def generate(
 
     hit: Description | None = None
     async with AsyncExitStack() as flying:  # the single flight: left after the result is kept
-        async with AsyncExitStack() as memory:  # the budget: held while the image is
+        async with AsyncExitStack() as memory:  # the budget: held while the prepared image is
             prepared, prepare_ms = await _metered(
                 failed, _prepare(services, memory, req, image, options)
             )

@@ -91,7 +91,9 @@ async def _authenticate(request: Request, services: Services, secret: str) -> Pr
         raise _too_many_failures(wait) from None
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """``async`` on purpose: FastAPI runs a plain ``def`` dependency in its threadpool, a hop
+    per request (and a queue of them under a burst) for one attribute read."""
     services: Services = request.app.state.services
     return services
 
