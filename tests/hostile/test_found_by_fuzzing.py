@@ -49,14 +49,14 @@ async def test_a_stripe_event_that_is_not_utf8_is_a_400(service_factory: Service
         assert response.status_code == 400
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["title"] == "Invalid webhook signature"
-        # Signed properly, it is refused the same way: it is not JSON.
+        # Signed properly, it is refused too: it cannot be a Stripe event.
         response = await service.client.post(
             "/webhooks/stripe",
             content=body,
             headers={"Stripe-Signature": sign(body, DEFAULT_WEBHOOK_SECRET)},
         )
         assert response.status_code == 400
-        assert response.json()["detail"] == "The signed payload is not JSON."
+        assert response.json()["detail"] == "The payload is not UTF-8, so it is not a Stripe event."
 
 
 async def test_a_malformed_cursor_is_refused_for_csv_too(

@@ -26,6 +26,15 @@ DETAIL = (
 )
 
 
+# What uvicorn's shutdown says when it cancels the requests still running after the grace
+# (uvicorn.server.Server.shutdown); tests/http/test_shutdown.py runs the real server.
+_SHUTDOWN_CANCEL = "timeout graceful shutdown exceeded"
+
+
+def _by_shutdown(exc: asyncio.CancelledError) -> bool:
+    return any(_SHUTDOWN_CANCEL in str(arg) for arg in exc.args)
+
+
 class Requests:
     """The requests in flight, so the lifespan's shutdown waits for the cancelled ones to
     finish their cleanup (a reservation's release) before it closes the database."""
@@ -74,10 +83,12 @@ class ShutdownBoundary:
         self.requests.enter()
         try:
             await self.app(scope, receive, watch)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             task = asyncio.current_task()
-            if response_started or task is None:
-                raise  # too late for an answer: the server closes the connection
+            if response_started or task is None or not _by_shutdown(exc):
+                # Too late for an answer (the server closes the connection), or a cancellation
+                # that is not the server's shutdown (a caller's own): it must go on unwinding.
+                raise
             # The server asked this request to stop, and it has: the request is over. Undo the
             # cancellation's mark on the task so the answer below is sent normally.
             task.uncancel()
