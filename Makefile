@@ -53,7 +53,7 @@ bench: install
 # PostgreSQL and Redis scenarios need ALTTEXT_TEST_DATABASE_URL / ALTTEXT_TEST_REDIS_URL.
 chaos: install
 	rm -rf var/chaos
-	$(RUN) pytest -m "chaos or not chaos" tests/chaos $(PYTEST_ARGS)
+	ALTTEXT_CHAOS_SCALE=$${ALTTEXT_CHAOS_SCALE:-1} $(RUN) pytest -m "chaos or not chaos" tests/chaos $(PYTEST_ARGS)
 	$(RUN) python -m tests.chaos.report
 
 # uv.lock still matches pyproject.toml (after editing dependencies: `$(UV) lock`).

@@ -250,4 +250,4 @@ async def test_chaos_upstream_faults_under_load(
         pytest.skip("a chaos scenario: run it with `pytest -m chaos` or ALTTEXT_CHAOS_SCALE=1")
     figures = await run_load(service_factory, chaos_requests(), CONCURRENCY)
     figures["database"] = backend(database_url)
-    record("upstream_faults_load", figures)
+    record(f"upstream_faults_load_{figures['database']}", figures)
