@@ -128,7 +128,8 @@ def render(figures: dict[str, dict[str, Any]]) -> str:
         "",
         "Every scenario below is a test: its assertions are the promises stated with it, so a "
         "run that breaks one fails instead of writing a worse figure. The short variants run in "
-        "`make test`; the long ones are marked `chaos` and run by `make chaos` (CI runs both). "
+        "`make test`; the long ones are marked `chaos` and run by `make chaos` (CI runs both, "
+        "the faulty-model load at 2,500 requests per database). "
         "Scenarios needing PostgreSQL or Redis run when `ALTTEXT_TEST_DATABASE_URL` / "
         "`ALTTEXT_TEST_REDIS_URL` are set (CI sets both). The policies themselves are in "
         "[operations.md](operations.md); hostile input, SSRF, access control and erasure are "
