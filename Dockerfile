@@ -57,7 +57,7 @@ WORKDIR /app
 USER 10001:10001
 EXPOSE 8000
 # Alive: /healthz answers 200 (python's urllib, so no curl in the image; proxies ignored). Worker
-# and migrate containers serve no HTTP: compose.yaml turns this check off for them.
+# and migrate containers have no /healthz: compose.yaml turns this check off for them.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:%s/healthz' % os.environ.get('ALTTEXT_PORT', '8000'), timeout=4)"]
 ENTRYPOINT ["/usr/local/bin/alttext-entrypoint"]

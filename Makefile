@@ -10,6 +10,13 @@ export UV_PYTHON ?= $(PYTHON)
 # (UV_NATIVE_TLS is the older name, for a uv before 0.13 on PATH).
 export UV_SYSTEM_CERTS ?= true
 export UV_NATIVE_TLS ?= $(UV_SYSTEM_CERTS)
+# Compile the installed packages to bytecode, as pip does: otherwise, wherever bytecode cannot be
+# written (PYTHONDONTWRITEBYTECODE, a read-only install), every command compiles what it imports,
+# every time: `alttext accounts list` took 1.0 s instead of 0.5 s (docs/cli.md, startup).
+export UV_COMPILE_BYTECODE ?= 1
+# The project itself is installed editable (its source is imported in place), which uv does not
+# compile: the same for src/, as a wheel install would have it (stale files are recompiled).
+COMPILE_SRC = $(RUN) python -m compileall -q src
 LOCAL_UV := $(CURDIR)/.tools/bin/uv
 ifeq ($(origin UV),undefined)
 UV := $(or $(shell $(PYTHON) tools/bootstrap_uv.py --which 2>/dev/null || command -v uv 2>/dev/null),$(LOCAL_UV))
@@ -26,10 +33,12 @@ $(LOCAL_UV): tools/bootstrap_uv.py
 # Everything: the service and the test, lint and bench tools.
 install: $(UV)
 	$(UV) sync --frozen
+	$(COMPILE_SRC)
 
 # Only what running needs (no test or lint tools; those already there are left alone).
 run: $(UV)
 	$(UV) sync --frozen --no-dev --inexact
+	$(COMPILE_SRC)
 	$(RUN) alttext db upgrade
 	$(RUN) alttext dev-key
 	$(RUN) alttext serve

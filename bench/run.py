@@ -200,16 +200,7 @@ def extra_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     cli = results.get("cli", {}).get("numbers")
     if cli:
-        first = next(c for c in cli["commands"] if c["command"] == "alttext --help")
-        rows.append(
-            {
-                "scenario": "CLI startup",
-                "target": "startup time of `alttext --help` in `make bench` output (issue 12)",
-                "measured": f"median {first['median_ms']:.0f} ms over {first['runs']} runs "
-                f"(bare `python -c pass`: {cli['bare_python_ms']:.0f} ms)",
-                "met": True,
-            }
-        )
+        rows.append(report.cli_target(cli))
     local = results.get("local", {}).get("numbers")
     if local:
         rows.append(

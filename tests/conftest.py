@@ -30,7 +30,10 @@ DB_BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Migrated once; each test copies the file (much faster than migrating again)."""
     path = tmp_path_factory.mktemp("db") / "template.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
+    # Maybe requested first from inside a running event loop (an async test's fixture): Alembic's
+    # own asyncio.run needs a thread of its own, as in ``postgres_migrated``.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(upgrade, f"sqlite+aiosqlite:///{path}").result()
     return path
 
 
@@ -193,6 +196,22 @@ def fake_openrouter(_fake_openrouter_server: Any) -> Any:
     """The fake OpenRouter (a real server on 127.0.0.1), reset for this test."""
     _fake_openrouter_server.reset()
     return _fake_openrouter_server
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[Any]:
+    """The fake Stripe (a real server on 127.0.0.1), shared by the whole run."""
+    from tests.fakes.stripe import run_fake_stripe
+
+    with run_fake_stripe() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_stripe(stripe_server: Any) -> Any:
+    """The fake Stripe, reset for this test."""
+    stripe_server.reset()
+    return stripe_server
 
 
 def openrouter_settings(fake: Any, **overrides: Any) -> dict[str, Any]:

@@ -219,3 +219,37 @@ def test_negative_adjustment_books_an_entry_and_never_goes_below_zero(env: str) 
     exported = json.loads(runner.invoke(app, ["accounts", "export", "adj@example.com"]).stdout)
     text = json.dumps(exported)
     assert text.count('"adjustment"') == 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["accounts", "list"], ["keys", "list", "a@example.com"], ["credits", "grant", "a@b.c", "1"]],
+)
+def test_a_missing_sqlite_database_is_named_with_the_fix(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "nowhere" / "db.sqlite"
+    monkeypatch.setenv("ALTTEXT_DATABASE_URL", f"sqlite+aiosqlite:///{missing}")
+    monkeypatch.setenv("ALTTEXT_ENV", "test")
+    result = runner.invoke(app, [*args, "--reason", "x"] if args[0] == "credits" else args)
+    assert result.exit_code == 1, result.output
+    assert f"No database at {missing}" in result.output
+    assert "alttext db upgrade" in result.output
+    assert not missing.parent.exists()  # nothing was created on the way
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A port nothing listens on: the connection is refused at once.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ALTTEXT_DATABASE_URL", f"postgresql+asyncpg://u@127.0.0.1:{port}/db")
+    monkeypatch.setenv("ALTTEXT_ENV", "test")
+    result = runner.invoke(app, ["accounts", "list"])
+    assert result.exit_code == 1, result.output
+    assert "Database unavailable:" in result.output
+    assert "Traceback" not in result.output

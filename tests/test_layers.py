@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
                 "alttext",  # the package itself: __version__
                 "alttext.config",
                 "alttext.db",
+                "alttext.sqlite_driver",
                 "alttext.errors",
                 "alttext.ids",
                 "alttext.logging_setup",

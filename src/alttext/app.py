@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from alttext import __version__
+from alttext import __version__, metrics
 from alttext.api import account, alt_text, batch, billing, jobs, privacy, system, webhooks
 from alttext.api import metrics as metrics_api
 from alttext.api.openapi import install_openapi
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
             if not await requests.drained(CLEANUP_S):
                 log.warning("requests still running at shutdown", extra={"count": requests.count})
+        metrics.process_exited()  # its live gauges leave the host's sums (multiprocess mode)
 
     app = FastAPI(
         title="AltText API",

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(5.0, gt=0, le=3600)  # first retry; doubles, with jitter
     webhook_retry_window_s: float = Field(86_400.0, gt=0, le=7 * 86_400)  # then it gives up
     metrics_token: str | None = Field(None, min_length=16)  # unset: GET /metrics answers 404
+    # `alttext worker`'s own GET /metrics (same token); 0: no listener. The host is a bind
+    # address: 0.0.0.0 in a container, so the scraper on the container network reaches it.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
 
     @model_validator(mode="before")
     @classmethod

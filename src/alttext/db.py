@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import Connection, DateTime, Dialect, Engine, MetaData, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Engine, Insert, MetaData, event, insert, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from alttext import sqlite_driver
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -73,6 +75,28 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def deferred(table: Any) -> Insert:
+    """An INSERT that need not reach SQLite on its own: it goes with the transaction's next
+    statement or its COMMIT (``alttext.sqlite_driver``), a trip to SQLite's thread saved. For
+    rows written for the record, whose result nobody reads (no RETURNING, row count or last row
+    id); should one fail (a duplicate key), that later call raises and the transaction rolls
+    back. Elsewhere (PostgreSQL) it is a plain INSERT."""
+    return insert(table).prefix_with(sqlite_driver.DEFERRED.removeprefix("INSERT "))
+
+
+def upsert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that takes ``ON CONFLICT`` for the session's database (PostgreSQL's or
+    SQLite's). Only that dialect's module is imported: PostgreSQL's costs about 30 ms, which
+    a command-line write on SQLite would otherwise pay."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -86,6 +110,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if is_sqlite(url):
         # One writer at a time is SQLite's nature: WAL lets readers go on, and a generous
         # busy timeout turns write contention into waiting instead of "database is locked".
+        if url.startswith("sqlite+aiosqlite") and "module" not in kwargs:
+            kwargs["module"] = sqlite_driver.dbapi()  # one thread hand-off per statement
+        # Closing a session or connection already rolls back a transaction left open, so the
+        # pool's own rollback on every return was a second, empty trip to aiosqlite's thread
+        # after each commit.
+        kwargs.setdefault("pool_reset_on_return", None)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
-from starlette.responses import Response
 
 from alttext.describe.errors import (
     AppError,
@@ -27,6 +21,16 @@ from alttext.describe.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+
+# FastAPI and Starlette are imported where a response is built or handlers are installed, not
+# here: the account services raise these errors in CLI commands that load no web stack
+# (tests/cli/test_startup.py).
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.responses import Response
 
 __all__ = [
     "PROBLEM_JSON",
@@ -181,6 +185,8 @@ def problem_response(
     exc: AppError, request_id: str | None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """``exc`` as an ``application/problem+json`` response, with ``Retry-After`` when it has one."""
+    from fastapi.responses import JSONResponse
+
     all_headers = dict(headers or {})
     if exc.retry_after is not None:
         all_headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
@@ -232,6 +238,8 @@ def _from_http_exception(exc: StarletteHTTPException) -> AppError:
 
 def _body_error(exc: BaseException | None) -> AppError | None:
     """Our error for one raised while a body was read; None for anything else."""
+    from starlette.requests import ClientDisconnect
+
     if isinstance(exc, AppError):
         return exc
     if isinstance(exc, ClientDisconnect):
@@ -267,6 +275,10 @@ def is_database_outage(exc: BaseException) -> bool:
 
 
 def install_error_handlers(app: FastAPI, html: HtmlProblems | None = None) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
+
     def answer(
         request: Request, exc: AppError, headers: Mapping[str, str] | None = None
     ) -> Response:

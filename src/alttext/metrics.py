@@ -8,13 +8,22 @@ hands them to :func:`render`, so they are right however many processes run.
 With ``PROMETHEUS_MULTIPROC_DIR`` set (before the process starts; prometheus-client picks its
 storage when it is imported), every process of a host writes its counters to files there and
 :func:`render` sums the files of all of them; otherwise it reads this process's own registry.
+A process that ends cleanly calls :func:`process_exited`, so its live gauges leave the sums.
+
+:func:`scrape` is the whole ``GET /metrics`` (token check, cluster gauges, exposition) for both
+surfaces that answer it: the API's route and the worker's listener (``alttext.worker``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,17 +38,25 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 __all__ = [
     "CONTENT_TYPE",
+    "DENIED_DETAIL",
     "MULTIPROC_ENV",
+    "OFF_DETAIL",
     "UNMATCHED_ROUTE",
+    "ClusterCounts",
     "Metric",
+    "Scrape",
+    "access",
+    "cluster_gauges",
     "gauge",
     "labelled_gauge",
     "multiprocess_dir",
+    "process_exited",
     "record_circuit_state",
     "record_circuit_transition",
     "record_credits_spent",
@@ -47,7 +64,10 @@ __all__ = [
     "record_upstream_call",
     "record_webhook_delivery",
     "render",
+    "scrape",
 ]
+
+log = logging.getLogger("alttext.metrics")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -104,12 +124,13 @@ CREDITS_SPENT = Counter(
     registry=_REGISTRY,
 )
 # Circuit breakers are per process (docs/engine.md): in multiprocess mode each process reports
-# its own state, told apart by a ``pid`` label ("all"); counters sum as usual.
+# its own state, told apart by a ``pid`` label; counters sum as usual. "liveall": the series of
+# a process that ended cleanly leave with it (process_exited), not left at their last value.
 CIRCUIT_STATE = Gauge(
     "alttext_circuit_state",
     "State of a model's circuit breaker in this process: 0 closed, 1 open, 2 half-open.",
     ("model",),
-    multiprocess_mode="all",
+    multiprocess_mode="liveall",
     registry=_REGISTRY,
 )
 CIRCUIT_TRANSITIONS = Counter(
@@ -213,6 +234,15 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
+def process_exited(pid: int | None = None) -> None:
+    """In multiprocess mode, drop the live gauges (``alttext_circuit_state``) of a process that
+    ended (this one by default): call it last, on a clean shutdown. Its counters stay summed, so
+    totals do not drop. A process killed outright leaves its files until the folder is emptied."""
+    path = multiprocess_dir()
+    if path is not None:
+        mark_process_dead(pid if pid is not None else os.getpid(), path)  # type: ignore[no-untyped-call]
+
+
 class _Scrape:
     """One scrape's collector: the recorded series plus the gauges computed for it."""
 
@@ -240,3 +270,97 @@ def render(computed: Iterable[Metric] = ()) -> bytes:
     """The exposition text (``CONTENT_TYPE``). Reads files in multiprocess mode: call it off the
     event loop."""
     return generate_latest(_Scrape(_recorded(), list(computed)))
+
+
+# -- GET /metrics: one answer for the API's route and the worker's listener --------------------
+
+OFF_DETAIL = "Metrics are off on this deployment (ALTTEXT_METRICS_TOKEN is not set)."
+DENIED_DETAIL = "Send the metrics token as 'Authorization: Bearer <token>'."
+
+
+def access(token: str | None, authorization: str | None) -> int:
+    """The status a scrape gets before anything is read: 404 when metrics are off (no token
+    configured, like a route that is not there), 401 without ``Authorization: Bearer <token>``
+    (compared in constant time), else 200."""
+    if not token:
+        return 404
+    scheme, _, credentials = (authorization or "").partition(" ")
+    given = credentials.strip().encode()
+    if scheme.lower() != "bearer" or not given:
+        return 401
+    return 200 if hmac.compare_digest(given, token.encode()) else 401
+
+
+class ClusterCounts(Protocol):
+    """Cluster-wide counts read from the database at each scrape
+    (``alttext.jobstore.stats.JobCounts``)."""
+
+    @property
+    def jobs(self) -> Mapping[str, int]: ...
+
+    @property
+    def items(self) -> Mapping[str, int]: ...
+
+    @property
+    def queue_depth(self) -> int: ...
+
+    @property
+    def webhook_messages_pending(self) -> int: ...
+
+
+def cluster_gauges(counts: ClusterCounts | None) -> list[Metric]:
+    """The gauges computed at scrape time; ``None``: the database could not be read."""
+    database_ok = gauge(
+        "alttext_metrics_database_ok",
+        "1 when this scrape could read the job gauges from the database, else 0.",
+        1 if counts is not None else 0,
+    )
+    if counts is None:
+        return [database_ok]
+    return [
+        database_ok,
+        labelled_gauge(
+            "alttext_job_items", "Job items per status (cluster-wide).", "status", counts.items
+        ),
+        gauge(
+            "alttext_queue_depth",
+            "Pending items of open (queued, running or paused) jobs, cluster-wide.",
+            counts.queue_depth,
+        ),
+        labelled_gauge("alttext_jobs", "Jobs per status (cluster-wide).", "status", counts.jobs),
+        gauge(
+            "alttext_webhook_messages_pending",
+            "Webhook messages not yet delivered nor given up (cluster-wide).",
+            counts.webhook_messages_pending,
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """What ``GET /metrics`` answers: ``status`` 200 with the exposition in ``body`` (of
+    ``CONTENT_TYPE``), 401 (``DENIED_DETAIL``) or 404 (``OFF_DETAIL``) with no body."""
+
+    status: int
+    body: bytes = b""
+
+
+async def scrape(
+    token: str | None,
+    authorization: str | None,
+    read_counts: Callable[[], Awaitable[ClusterCounts]],
+) -> Scrape:
+    """One scrape: the token check, then the cluster gauges (``read_counts``) and every recorded
+    series. The database is read only once the token matched."""
+    status = access(token, authorization)
+    if status != 200:
+        return Scrape(status)
+    counts: ClusterCounts | None
+    try:
+        counts = await read_counts()
+    except (SQLAlchemyError, OSError) as exc:
+        # The process's own counters matter most while the database is down: answer with them.
+        log.warning("metrics: job gauges unavailable", extra={"error_type": type(exc).__name__})
+        counts = None
+    # Multiprocess mode reads one file per process: off the event loop.
+    return Scrape(200, await asyncio.to_thread(render, cluster_gauges(counts)))

@@ -17,10 +17,10 @@ import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("alttext.scheduler")
 MAX_FIRST_DELAY_S = 300.0
@@ -54,11 +54,17 @@ class RedisClaims:
     """Claim a tick for the cluster: the first process to set the key runs the task."""
 
     def __init__(self, url: str, namespace: str = "alttext") -> None:
+        # Imported here: the tables that name a PeriodicTask (idempotency) are loaded by
+        # command-line writes too, which need no Redis client.
+        from redis.asyncio import Redis
+
         self._redis: Redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._prefix = f"{namespace}:tick:"
         self._owner = secrets.token_hex(8)
 
     async def claim(self, name: str, ttl_s: float) -> bool:
+        from redis.exceptions import RedisError
+
         try:
             won = await self._redis.set(
                 self._prefix + name, self._owner, nx=True, px=max(1, int(ttl_s * 1000))

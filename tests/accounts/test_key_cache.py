@@ -9,6 +9,8 @@ import io
 import logging
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -371,7 +373,8 @@ async def test_a_revocation_on_one_service_process_is_refused_by_another_at_once
     tmp_path: Path, sqlite_template: Path
 ) -> None:
     """Two `alttext serve` processes on one database and one Redis: a key cached by B (shown by
-    B still accepting a key revoked behind its back) is refused by B as soon as A revokes it."""
+    B still accepting a key revoked behind its back) is refused by B as soon as A, or the
+    command line, revokes it."""
     import shutil
 
     assert REDIS_URL
@@ -385,6 +388,7 @@ async def test_a_revocation_on_one_service_process_is_refused_by_another_at_once
         _, admin_secret = await create_key(session, account.id, name="admin")
         target, target_secret = await create_key(session, account.id, name="target")
         sneaky, sneaky_secret = await create_key(session, account.id, name="sneaky")
+        by_cli, by_cli_secret = await create_key(session, account.id, name="by-cli")
     env = {
         "ALTTEXT_ENV": "test",
         "ALTTEXT_DATABASE_URL": url,
@@ -399,7 +403,7 @@ async def test_a_revocation_on_one_service_process_is_refused_by_another_at_once
         with service_process(env, port_a), service_process(env, port_b):
             async with httpx.AsyncClient(timeout=10) as client:
                 a, b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-                for secret in (target_secret, sneaky_secret):
+                for secret in (target_secret, sneaky_secret, by_cli_secret):
                     # Subscribed and serving: B remembers both keys after one request each.
                     for _ in range(100):
                         r = await client.get(f"{b}/v1/account", headers=bearer(secret))
@@ -418,6 +422,19 @@ async def test_a_revocation_on_one_service_process_is_refused_by_another_at_once
                 r = await client.delete(f"{a}/v1/keys/{target.id}", headers=bearer(admin_secret))
                 assert r.status_code == 204, r.text
                 r = await client.get(f"{b}/v1/account", headers=bearer(target_secret))
+                assert r.status_code == 401
+                # Revoked by `alttext keys revoke`, a third process that builds only the
+                # database and the key cache: B refuses it too.
+                revoked = await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, "-m", "alttext", "keys", "revoke", by_cli.id],
+                    env={**os.environ, **env},
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert revoked.returncode == 0, revoked.stderr
+                r = await client.get(f"{b}/v1/account", headers=bearer(by_cli_secret))
                 assert r.status_code == 401
     finally:
         await engine.dispose()

@@ -16,7 +16,10 @@ from alttext.db import transaction
 from alttext.ids import new_id
 from alttext.jobstore.models import ITEM_STATUSES, JOB_STATUSES, Job, JobItem, WebhookMessage
 from tests.conftest import Account, Service, openrouter_settings
+from tests.fakes.fixtures import running_image_host
 from tests.fakes.openrouter import FakeOpenRouter
+from tests.jobs.helpers import FAST_JOBS, wait_for, wait_status
+from tests.jobs.webhook_receiver import run_receiver
 from tests.test_metrics import families, sample
 
 TOKEN = "metrics-token-0123456789abcdef"
@@ -280,3 +283,44 @@ async def test_job_gauges_are_counted_from_the_database(metered: Service) -> Non
     assert sample(text, "alttext_queue_depth") == 3
     assert sample(text, "alttext_webhook_messages_pending") == 2
     assert families(text)["alttext_queue_depth"].type == "gauge"
+
+
+async def test_a_real_webhook_delivery_is_counted_by_outcome(
+    service_factory: Callable[..., Any],
+) -> None:
+    """A job's webhook, refused once by the receiver and then delivered, as the scrape sees it."""
+    settings = {**FAST_JOBS, "metrics_token": TOKEN, "webhook_retry_base_s": 0.2}
+    name = "alttext_webhook_deliveries_total"
+    with running_image_host() as host, run_receiver() as receiver:
+        host.error("/gone.png", 404)  # the only item fails: the job fails, job.failed is sent
+        async with service_factory(**settings) as svc:
+            account = await svc.create_account()
+            secret = (await svc.client.get("/v1/webhooks/secret", headers=account.headers)).json()[
+                "secret"
+            ]
+            receiver.reset(secret)
+            receiver.statuses.append(500)  # the first attempt is refused
+            before = await scrape(svc)
+            created = await svc.client.post(
+                "/v1/jobs",
+                headers=account.headers,
+                json={"items": [{"image_url": host.url("/gone.png")}], "webhook_url": receiver.url},
+            )
+            assert created.status_code == 202, created.text
+            await wait_status(svc.client, created.json()["id"], account.headers, ("failed",))
+
+            async def delivered() -> bool:
+                return any(d.status == 200 for d in receiver.deliveries())
+
+            await wait_for(delivered, timeout=30)
+            assert [d.status for d in receiver.deliveries()] == [500, 200]
+            assert all(d.verified for d in receiver.deliveries())
+
+            async def counted() -> bool:  # the attempt is recorded just after the answer
+                return delta(before, await scrape(svc), name, outcome="delivered") == 1
+
+            await wait_for(counted, timeout=10)
+            after = await scrape(svc)
+            assert delta(before, after, name, outcome="delivered") == 1
+            assert delta(before, after, name, outcome="http_error") == 1
+            assert families(after)["alttext_webhook_deliveries"].type == "counter"

@@ -258,9 +258,12 @@ async def test_each_fault_kind_is_its_5xx_problem(
 
 async def test_breakers_can_be_turned_off(faulty: Callable[..., Any]) -> None:
     faults = {A: ModelFaults(rate=1.0, kinds=("error_in_200",))}
-    async with faulty(faults, models=A, breaker_failures=0, upstream_budget_s=1.0) as setup:
+    # A 2 s budget and attempt: the fake's error comes back at once, but a loaded machine (a
+    # full CI run) took the fake more than the module's 0.5 s to answer, a 504 instead.
+    limits = {"upstream_budget_s": 2.0, "upstream_timeout_s": 2.0}
+    async with faulty(faults, models=A, breaker_failures=0, **limits) as setup:
         assert "circuits" not in (await setup.readyz())["checks"]
         for _ in range(3):  # failed calls in a row, and every request still reaches the model
             assert_upstream_problem(await setup.post(), 502)
-        # At least one call per request (more when the 1 s budget allows a retry: not under load).
+        # At least one call per request (more when the budget allows a retry: not under load).
         assert len(setup.fake.chat_requests) >= 3

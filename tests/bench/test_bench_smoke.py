@@ -33,6 +33,7 @@ def cell(**overrides: Any) -> dict[str, Any]:
         "p50_ms": 100.0,
         "p99_ms": 250.0,
         "server_cpu_ms_per_ok": 15.0,
+        "reference_cpu_ms": 12.5,
         "cpu_over_thumbnail": 1.2,
         "server_cpu_percent": 80.0,
         "peak_rss_mib": 400.0,
@@ -52,7 +53,16 @@ SERVICE: dict[str, Any] = {
         "cpu_ms": 12.5,
         "with_encode_cpu_ms": 15.0,
     },
-    "load": [cell(), cell(processes=2, p99_ms=400.0, cpu_over_thumbnail=1.7)],
+    "load": [
+        cell(),
+        cell(
+            processes=2,
+            p99_ms=400.0,
+            server_cpu_ms_per_ok=17.0,
+            reference_cpu_ms=10.0,  # the machine ran slower around this cell
+            cpu_over_thumbnail=1.7,
+        ),
+    ],
     "flood": {
         "issued": 1000,
         "ok": 990,
@@ -101,6 +111,9 @@ def test_targets_say_which_are_met_and_which_are_not() -> None:
     assert met[("instant model, concurrency 16, 2 API process(es)", p99)] is False
     assert met[("instant model, concurrency 16, 1 API process(es)", cpu)] is True
     assert met[("instant model, concurrency 16, 2 API process(es)", cpu)] is False
+    # Each cell is divided by the reference timed around it, not the run's first one.
+    two = next(r for r in rows if r["target"].startswith(cpu) and "2 API" in r["scenario"])
+    assert two["measured"].startswith("17.0 ms ÷ 10.0 ms (timed around the cell) = 1.70×")
     # 6 clients got no answer; 1,500 MiB is 1.57 GB, over 1.5 GB.
     assert met[("256 concurrent 19.9 MB uploads", "every client answered 200 or 503")] is False
     assert met[("256 concurrent 19.9 MB uploads", "peak server RSS < 1.5 GB")] is False

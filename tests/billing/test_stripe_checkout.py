@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,19 +17,7 @@ from tests.billing.stripe_support import (
     sessions,
     stripe_settings,
 )
-from tests.fakes.stripe import FakeStripe, closed_port_url, run_fake_stripe
-
-
-@pytest.fixture(scope="module")
-def stripe_server() -> Iterator[FakeStripe]:
-    with run_fake_stripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_stripe(stripe_server: FakeStripe) -> FakeStripe:
-    stripe_server.reset()
-    return stripe_server
+from tests.fakes.stripe import FakeStripe, closed_port_url
 
 
 async def customer_id(svc: Any, account_id: str) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,19 +25,7 @@ from tests.billing.stripe_support import (
     sessions,
     stripe_settings,
 )
-from tests.fakes.stripe import FakeStripe, run_fake_stripe, sign
-
-
-@pytest.fixture(scope="module")
-def stripe_server() -> Iterator[FakeStripe]:
-    with run_fake_stripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_stripe(stripe_server: FakeStripe) -> FakeStripe:
-    stripe_server.reset()
-    return stripe_server
+from tests.fakes.stripe import FakeStripe, sign
 
 
 async def use_credits(svc: Any, account_id: str, n: int) -> None:

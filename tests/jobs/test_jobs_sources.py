@@ -177,8 +177,16 @@ async def test_job_events_reach_a_verifying_receiver_after_retries(
             done = [json.loads(d.body) for d in receiver.deliveries()][-1]
             assert done["data"]["job"]["counts"]["succeeded"] == 2
 
-            listed = await svc.client.get("/v1/webhooks/deliveries", headers=account.headers)
-            attempts = listed.json()["data"]
+            # Each attempt is recorded once the receiver has answered: a moment after it got it.
+            attempts: list[dict[str, Any]] = []
+
+            async def completed_recorded() -> bool:
+                nonlocal attempts
+                listed = await svc.client.get("/v1/webhooks/deliveries", headers=account.headers)
+                attempts = listed.json()["data"]
+                return any(a["event"] == "job.completed" for a in attempts)
+
+            await wait_for(completed_recorded, timeout=30)
             assert [a["outcome"] for a in attempts][-3:] == [
                 "delivered",
                 "http_error",

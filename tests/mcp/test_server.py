@@ -6,7 +6,7 @@ import base64
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,9 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from PIL import Image, ImageDraw, ImageFont
 
 from alttext.sitetools.documents import decode
+from tests.fakes.fixtures import running_image_host
+from tests.fakes.image_host import FakeImageHost
+from tests.sdk.conftest import photo
 from tests.sitetools.helpers import assert_only_alt_changed, png
 
 PAGE = (
@@ -41,13 +44,16 @@ def project(tmp_path: Path) -> Path:
 
 
 @asynccontextmanager
-async def connect(root: Path, *, cwd: Path | None = None) -> AsyncIterator[ClientSession]:
+async def connect(
+    root: Path, *, cwd: Path | None = None, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[ClientSession]:
     args = ["-m", "alttext", "mcp"] + ([] if cwd else ["--root", str(root)])
     env = {
         "ALTTEXT_ENV": "test",
         "ALTTEXT_PROVIDER": "local",
         "ALTTEXT_DATABASE_URL": f"sqlite+aiosqlite:///{root.parent}/mcp.db",
         "PYTHONPATH": os.pathsep.join(sys.path),
+        **(extra_env or {}),
     }
     params = StdioServerParameters(command=sys.executable, args=args, env=env, cwd=cwd or root)
     with open(os.devnull, "w") as errlog:
@@ -93,6 +99,71 @@ async def test_describe_a_file_and_base64(project: Path) -> None:
     assert by_path["html_alt"].startswith('alt="')
     assert by_b64["alt_text"]
     assert both.is_error
+
+
+@pytest.fixture
+def photo_host() -> Iterator[FakeImageHost]:
+    """A real HTTP server on 127.0.0.1 with a photo-like PNG and JPEG (no words in them)."""
+    with running_image_host() as host:
+        host.image("/photo.png", photo(seed=7))
+        host.image("/photo.jpg", photo(fmt="JPEG", seed=8), content_type="image/jpeg")
+        yield host
+
+
+PRIVATE_OK = {"ALTTEXT_ALLOW_PRIVATE_URLS": "true"}  # the image host is on 127.0.0.1
+NO_CONTEXT = "the supplied context was not used"  # the local engine's review reason
+
+
+async def test_describe_a_url(project: Path, photo_host: FakeImageHost) -> None:
+    png_url, jpg_url = photo_host.url("/photo.png"), photo_host.url("/photo.jpg")
+    async with connect(project, extra_env=PRIVATE_OK) as session:
+        plain = await call(session, "describe_image", {"url": png_url})
+        jpeg = await call(session, "describe_image", {"url": jpg_url, "role": "informative"})
+    assert [r.path for r in photo_host.requests] == ["/photo.png", "/photo.jpg"]
+    for result in (plain, jpeg):
+        assert result["alt_text"]
+        assert not result["decorative"]
+        assert result["role"] == "informative"
+        assert result["language"] == "en"
+        assert result["credits"] == 0  # the local engine
+    assert len(plain["alt_text"]) > 20
+
+
+async def test_describe_a_url_on_a_private_address_is_refused(
+    project: Path, photo_host: FakeImageHost
+) -> None:
+    async with connect(project) as session:
+        result = await session.call_tool("describe_image", {"url": photo_host.url("/photo.png")})
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "private, local or reserved address" in text
+    assert photo_host.requests == []
+
+
+async def test_describe_options_take_effect(project: Path, photo_host: FakeImageHost) -> None:
+    url = photo_host.url("/photo.png")
+    async with connect(project, extra_env=PRIVATE_OK) as session:
+        plain = await call(session, "describe_image", {"url": url})
+        with_context = await call(
+            session, "describe_image", {"url": url, "context": "Our shop front in spring"}
+        )
+        german = await call(session, "describe_image", {"url": url, "language": "de"})
+        short = await call(session, "describe_image", {"url": url, "max_length": 20})
+        by_path = await call(
+            session, "describe_image", {"path": "img/sign.png", "language": "fr", "max_length": 20}
+        )
+    # context reaches the engine (which says it could not relate it: no vision model).
+    assert not any(NO_CONTEXT in r for r in plain["review_reasons"])
+    assert any(NO_CONTEXT in r for r in with_context["review_reasons"])
+    # language: the answer is for German (and the offline engine says its words are English).
+    assert german["language"] == "de"
+    assert any("requested language de" in r for r in german["review_reasons"])
+    assert german["needs_review"] is True
+    # max_length caps the text.
+    assert len(plain["alt_text"]) > 20
+    assert 0 < len(short["alt_text"]) <= 20
+    assert by_path["language"] == "fr"
+    assert by_path["alt_text"] == "Open Daily"
 
 
 async def test_audit_reports_findings(project: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -23,21 +23,9 @@ from alttext.db import transaction, utcnow
 from alttext.jobstore.models import Job, JobItem, WebhookAttempt, WebhookMessage, WebhookSigning
 from alttext.models_registry import metadata
 from alttext.privacy.models import AuditEvent
-from tests.fakes.stripe import FakeStripe, run_fake_stripe
+from tests.fakes.stripe import FakeStripe
 from tests.privacy.jobs_support import add_job, add_message, add_signing
 from tests.privacy.rights_support import RightsService, rights_service
-
-
-@pytest.fixture(scope="module")
-def stripe_server() -> Iterator[FakeStripe]:
-    with run_fake_stripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_stripe(stripe_server: FakeStripe) -> FakeStripe:
-    stripe_server.reset()
-    return stripe_server
 
 
 def _stripe(fake: FakeStripe) -> dict[str, Any]:

@@ -58,6 +58,9 @@ MUST_CHANGE = {
     "crlf-bom.html",
     "crlf-bom.md",
     "tricky.md",
+    "template.njk",
+    "page.htm",
+    "notes.markdown",
 }
 # And with --overwrite: suspicious alts (too long, "An image showing…"), some over several lines.
 MUST_CHANGE_OVERWRITE = {
@@ -270,6 +273,12 @@ def test_cli_audit_on_the_corpus_text_json_sarif(site: Path) -> None:
         ("mixed-eol.html", 11, 1, "alt-file-name"),  # the first of two alt attributes
         ("mixed-eol.html", 21, 35, "missing-alt"),
         ("mixed-eol.md", 8, 1, "missing-alt"),
+        ("template.njk", 8, 3, "missing-alt"),
+        ("template.njk", 15, 20, "missing-alt"),
+        ("page.htm", 10, 1, "missing-alt"),
+        ("page.htm", 13, 1, "alt-file-name"),
+        ("notes.markdown", 11, 1, "missing-alt"),
+        ("notes.markdown", 14, 1, "alt-placeholder"),
     } <= found
     by_file: dict[str, set[int]] = {}
     for name, line, _, _ in found:
@@ -279,6 +288,10 @@ def test_cli_audit_on_the_corpus_text_json_sarif(site: Path) -> None:
     assert 102 not in by_file.get("real/mdn-splash-page-start.html", set())
     assert not by_file.get("real/wai-wcag-conformance-logos.md", set()) & set(range(60, 210))
     assert "real/jekyll-showcase.html" not in by_file  # {{ }} in the tag
+    # Template syntax in the tag, or the tag in a template string ({{ "<img …>" | safe }}).
+    assert not by_file["template.njk"] & {11, 18}
+    assert not by_file["page.htm"] & {12}  # ALT="" on a spacer
+    assert not by_file["notes.markdown"] & {18, 21}  # indented and fenced code
     assert not by_file.get("mixed-eol.html", set()) & {12, 19, 23, 24, 25, 26, 27, 28, 29}
     # Not images in Markdown: code spans, indented and tilde code, a comment, escaped "!", a
     # Markdown image inside an HTML block; and ``[link](<img/…>)`` is no <img> tag.

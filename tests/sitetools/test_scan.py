@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alttext.sitetools.documents import decode, load, parse
+from alttext.sitetools.html_scan import scan_html
 from tests.sitetools.helpers import CORPUS
 
 
@@ -134,3 +135,23 @@ def test_markdown_angle_bracket_destinations_are_not_html_tags() -> None:
     assert [(i.kind, i.src, i.link_target) for i in doc.images] == [
         ("markdown", "img/a b.png", "img/c d.png")
     ]
+
+
+def test_tags_inside_template_code_are_the_templates() -> None:
+    """An ``<img>`` in a template string or block is no markup to edit (fix would break the
+    string's quoting); the one after the closed code is."""
+    images, _ = scan_html(
+        '{{ "<img src=\\"a.png\\">" | safe }}\n{% set x = \'<img src="b.png">\' %}\n'
+        '<?php echo "<img src=\'c.png\'>"; ?>\n<%= "<img src=d.png>" %>\n<img src="e.png">\n'
+    )
+    # (``<?php`` opens a bogus comment in HTML's own rules: no image on line 3 at all.)
+    assert [(i.line, i.templated) for i in images] == [(1, True), (2, True), (4, True), (5, False)]
+    doc = load(CORPUS / "template.njk")
+    assert {i.line: i.templated for i in doc.images} == {
+        8: False,
+        11: True,
+        15: False,
+        16: False,
+        17: False,
+        18: True,
+    }

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from alttext.accounts.models import Account, ApiKey
 from alttext.billing.models import CreditEntry
 from alttext.privacy.trial import canonical_address
-from tests.fakes.stripe import FakeStripe, run_fake_stripe
+from tests.fakes.stripe import FakeStripe
 from tests.web.support import PASSWORD, Web, csrf_of, hidden, web_service
 
 
@@ -86,12 +85,6 @@ async def test_credits_page_says_plainly_when_billing_is_not_configured(web: Web
     assert "Buy credits</button>" not in page.text
     assert "Credits given" in page.text  # the trial grant in the ledger
     assert '<span class="big" id="balance">10</span>' in page.text
-
-
-@pytest.fixture(scope="module")
-def stripe_server() -> Iterator[FakeStripe]:
-    with run_fake_stripe() as fake:
-        yield fake
 
 
 async def test_buying_credits_goes_to_stripe_checkout_and_comes_back(

@@ -49,13 +49,8 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
-from redis.asyncio.connection import parse_url
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_session, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -63,6 +58,12 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from alttext.accounts.models import Account, ApiKey
 from alttext.accounts.service import Principal, key_digest, principal_for_digest
 from alttext.db import after_commit
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+# redis-py is imported only where a Redis URL is configured: it takes about a tenth of a second,
+# which every command-line write would pay for nothing on a deployment without Redis.
 
 log = logging.getLogger("alttext.keys")
 
@@ -256,6 +257,8 @@ class KeyCache:
         """Tell the other processes (with Redis); a failure is logged, never raised."""
         if self._publisher is None or not change:
             return
+        from redis.exceptions import RedisError
+
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await self._publisher.publish(self.channel, change.to_json(self._sender))
@@ -340,6 +343,8 @@ class KeyCache:
             )
 
     async def _listen(self) -> None:
+        from redis.exceptions import RedisError
+
         assert self._redis_url is not None
         loop = asyncio.get_running_loop()
         while True:
@@ -396,12 +401,18 @@ def _channel(namespace: str, redis_url: str | None) -> str:
     the name keeps deployments (and test runs) on different databases apart."""
     db = 0
     if redis_url:
+        from redis.asyncio.connection import parse_url
+
         with contextlib.suppress(ValueError, TypeError):
             db = int(parse_url(redis_url).get("db", 0))
     return f"{namespace}:keys:invalidate:{db}"
 
 
 def _client(url: str, *, socket_timeout: float | None) -> Redis:
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     # No retries inside redis-py: the listener's own loop is the retry, and a publish that
     # cannot go out at once is logged rather than holding up the request.
     return Redis.from_url(

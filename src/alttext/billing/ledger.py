@@ -4,12 +4,15 @@ a guarded spend, which moves the balance itself and appends its entry (``append_
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import cast
+
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts.models import Account
 from alttext.billing.models import ENTRY_KINDS, CreditEntry
+from alttext.db import deferred, upsert, utcnow
 from alttext.errors import InvalidRequest
 from alttext.ids import new_id
 
@@ -73,16 +76,30 @@ async def append_entry(
     return entry
 
 
-def add_new_entry(
+_INSERT_ENTRY = deferred(cast(Table, CreditEntry.__table__))
+
+
+async def add_new_entry(
     session: AsyncSession, *, account_id: str, kind: str, credits: int, reference: str
-) -> CreditEntry:
+) -> None:
     """Only the entry, for a ``reference`` that is new by construction (``usage:<request id>``,
-    a fresh id): added to the session without a savepoint or a flush of its own, so it is
-    written with the rest of the transaction. Should the reference exist after all, the
-    transaction's flush fails and all of it rolls back: nothing is booked twice."""
-    entry = _entry(account_id, kind, credits, reference, None, None)
-    session.add(entry)
-    return entry
+    a fresh id): one plain INSERT on the transaction's connection, with no savepoint and no
+    ORM object (a request's hot path: docs/decisions.md). Should the reference exist after all,
+    the INSERT fails and the caller's transaction rolls back: nothing is booked twice."""
+    if kind not in ENTRY_KINDS:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    conn = await session.connection()
+    await conn.execute(
+        _INSERT_ENTRY,
+        {
+            "id": new_id("txn"),
+            "account_id": account_id,
+            "kind": kind,
+            "credits": credits,
+            "reference": reference,
+            "created_at": utcnow(),
+        },
+    )
 
 
 def _entry(
@@ -186,3 +203,58 @@ async def grant_starting_credits(session: AsyncSession, account: Account, credit
             note="starting credits",
         )
         await session.refresh(account)
+
+
+# A job item's charge is booked under the item's own reference, so the ledger itself refuses a
+# second charge for one item. The attempt's hold (``usage:<request id>``, booked at reserve) is
+# moved onto it: a ``release`` entry for the attempt and a ``usage`` entry for the item, net zero.
+ITEM_USAGE_PREFIX = "usage:item:"
+MOVED_HOLD_PREFIX = "moved:"
+# Bookkeeping inside the ledger, not events of their own: listings leave these out (their sum
+# is zero), the account's export keeps them.
+TRANSFER_PREFIXES = (ITEM_USAGE_PREFIX, MOVED_HOLD_PREFIX)
+
+
+async def charge_item(
+    session: AsyncSession, *, account_id: str, request_id: str, item_id: str, credits: int
+) -> None:
+    """Move an attempt's held ``credits`` onto the job item it produced, in the caller's
+    (settling) transaction; the balance does not move (the hold already took the credits).
+
+    Raises ``DuplicateEntry``, having written nothing, when the item was charged before: the
+    caller must then not keep the attempt's result and release its credit instead. The item's
+    entry is an INSERT … ON CONFLICT DO NOTHING on the unique reference, so a duplicate needs
+    no savepoint and leaves the transaction usable. The inserts take the account row's
+    foreign-key lock: callers holding other rows take those first (see ``jobs.runner.keeper``).
+    """
+    entries = cast(Table, CreditEntry.__table__)
+    reference = f"{ITEM_USAGE_PREFIX}{item_id}"
+    now = utcnow()
+    booked = await session.scalar(
+        upsert(session, entries)
+        .values(
+            id=new_id("txn"),
+            account_id=account_id,
+            kind="usage",
+            credits=-credits,
+            reference=reference,
+            note=f"job item, attempt {request_id}",
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["reference"])
+        .returning(entries.c.id)
+    )
+    if booked is None:
+        raise DuplicateEntry(reference)
+    # An attempt settles once, so its reference is new.
+    await session.execute(
+        insert(entries).values(
+            id=new_id("txn"),
+            account_id=account_id,
+            kind="release",
+            credits=credits,
+            reference=f"{MOVED_HOLD_PREFIX}{request_id}",
+            note=f"hold moved to job item {item_id}",
+            created_at=now,
+        )
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from alttext.billing.ledger import TRANSFER_PREFIXES
 from alttext.billing.models import CreditEntry
 
 MAX_PAGE = 100
@@ -26,8 +27,15 @@ async def list_entries(
     starting_after: str | None = None,
     kind: str | None = None,
 ) -> tuple[list[CreditEntry], bool]:
-    """Newest first. Ids are time-ordered (ids.py), so an id is a stable cursor."""
+    """Newest first. Ids are time-ordered (ids.py), so an id is a stable cursor.
+
+    A job item's charge moves its attempt's hold onto the item (``ledger.charge_item``): two
+    entries that sum to zero, left out here — the attempt's own ``usage`` entry already shows
+    the credit spent, so the listing still sums to the balance and shows one spend per item.
+    """
     query = select(CreditEntry).where(CreditEntry.account_id == account_id)
+    for prefix in TRANSFER_PREFIXES:
+        query = query.where(not_(CreditEntry.reference.startswith(prefix, autoescape=True)))
     if starting_after:
         query = query.where(CreditEntry.id < starting_after)
     if kind:

@@ -9,8 +9,18 @@ from __future__ import annotations
 import typer
 
 from alttext.cli import admin, describe, evaluate, serving, sitetools
+from alttext.cli.group import Group
 
-app = typer.Typer(help="AltText API: alt text for images.", no_args_is_help=True)
+# Plain help (Click's formatter) and plain tracebacks: Typer's Rich help and pretty exceptions
+# load rich.markdown and Pygments, about 200 ms of every `--help` (docs/cli.md, startup);
+# Group keeps Pydantic out of `alttext GROUP --help`.
+app = typer.Typer(
+    help="AltText API: alt text for images.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    cls=Group,
+)
 serving.register(app)
 describe.register(app)
 evaluate.register(app)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alttext.cli.common import err, in_transaction, reads, settings, with_process
+from alttext.cli.group import Group
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,10 +18,10 @@ if TYPE_CHECKING:
     from alttext.process import Services
     from alttext.usage.service import UsageRow
 
-accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-credits_app = typer.Typer(help="Manage credits.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True, cls=Group)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, cls=Group)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True, cls=Group)
+credits_app = typer.Typer(help="Manage credits.", no_args_is_help=True, cls=Group)
 
 
 def register(app: typer.Typer) -> None:
@@ -283,7 +284,7 @@ def usage(
             granularity=granularity,  # type: ignore[arg-type]
         )
 
-    rows = in_transaction(run)
+    rows = reads(run)
     if as_json:
         typer.echo(json.dumps([row.__dict__ for row in rows]))
         return

@@ -88,22 +88,35 @@ def describe(
     role: Annotated[str, typer.Option(help=f"{', '.join(ROLES)}.")] = "auto",
     max_length: Annotated[int, typer.Option(min=20, max=1000)] = 125,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    api_url: Annotated[
+        str | None,
+        typer.Option(envvar="ALTTEXT_API_URL", help="Use a running service, not the local engine."),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="ALTTEXT_API_KEY", help="API key for --api-url.")
+    ] = None,
 ) -> None:
-    """Alt text for local files or URLs, without a server (same engine, same rules).
+    """Alt text for local files or URLs: on the local engine (same engine, same rules), or on a
+    running service with --api-url/--api-key.
 
     Folders are searched for images; other files are listed as skipped. Exit 0 when every
     image was described, 1 when one failed or there was nothing to describe."""
     started = time.monotonic()
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
+    if api_url and not api_key:
+        raise typer.BadParameter("--api-url needs --api-key (or ALTTEXT_API_KEY)")
     import asyncio
+    from collections.abc import Awaitable, Callable
 
     from rich.progress import Progress
 
+    from alttext.cli.common import run_app_errors, settings
     from alttext.describe.errors import AppError
     from alttext.describe.fetch import fetch_image
     from alttext.generation.schemas import AltTextOptions
     from alttext.generation.service import describe_options
+    from alttext.sitetools.generate import AltRequest, GenerationFailed, open_generator
 
     langs = [x.strip() for x in language.split(",") if x.strip()]
     try:
@@ -124,40 +137,81 @@ def describe(
         raise typer.Exit(1)
     tally = Tally()
     many = len(work.targets) > 1
+    where = f"the service at {api_url}" if api_url else "the local engine"
     if many:
-        err.print(f"Describing {len(work.targets)} images on the local engine…", markup=False)
+        err.print(f"Describing {len(work.targets)} images on {where}…", markup=False)
 
-    async def run(services: Services) -> None:
-        rt = services.runtime
-        with Progress(console=err, transient=True, disable=not many) as progress:
+    async def each(
+        fetch: Callable[[str], Awaitable[bytes]],
+        describe_one: Callable[[bytes], Awaitable[dict[str, Any]]],
+    ) -> None:
+        with Progress(console=err.console, transient=True, disable=not many) as progress:
             task = progress.add_task("Describing", total=len(work.targets))
             for target in work.targets:
                 result: dict[str, Any] = {"input": target}
                 try:
                     if target.startswith(("http://", "https://")):
-                        data = await fetch_image(target, rt.http, rt.fetch_limits)
+                        data = await fetch(target)
                     else:
                         data = await asyncio.to_thread(Path(target).read_bytes)
-                    d = await rt.engine.describe(data, options)
-                    result.update(
-                        alt_text=d.alt_text,
-                        alt_texts=d.alt_texts,
-                        role=d.role,
-                        decorative=d.decorative,
-                        needs_review=d.needs_review,
-                        review_reasons=d.review_reasons,
-                        model=d.model,
-                    )
+                    result.update(await describe_one(data))
                     tally.described += 1
-                    tally.decorative += bool(d.decorative)
-                except (AppError, OSError) as exc:
+                    tally.decorative += bool(result["decorative"])
+                except (AppError, GenerationFailed, OSError) as exc:
                     tally.failed += 1
-                    detail = exc.detail if isinstance(exc, AppError) else exc.strerror
+                    detail = exc.strerror if isinstance(exc, OSError) else None
+                    detail = detail or getattr(exc, "detail", None) or str(exc)
                     result["error"] = {"code": getattr(exc, "code", "io_error"), "detail": detail}
                 print_result(result, as_json)
                 progress.advance(task)
 
-    with_process(run, engine=True)
+    async def local(services: Services) -> None:
+        rt = services.runtime
+
+        async def describe_one(data: bytes) -> dict[str, Any]:
+            d = await rt.engine.describe(data, options)
+            return {
+                "alt_text": d.alt_text,
+                "alt_texts": d.alt_texts,
+                "role": d.role,
+                "decorative": d.decorative,
+                "needs_review": d.needs_review,
+                "review_reasons": d.review_reasons,
+                "model": d.model,
+            }
+
+        await each(lambda url: fetch_image(url, rt.http, rt.fetch_limits), describe_one)
+
+    async def remote() -> None:
+        # The service checks the options again; the generator is the one fix and MCP use.
+        request = AltRequest(
+            context=context,
+            role=role,
+            link_target=None,
+            language=",".join(langs),
+            max_length=max_length,
+        )
+        async with open_generator(settings(), api_url, api_key) as generator:
+
+            async def describe_one(data: bytes) -> dict[str, Any]:
+                g = await generator.describe(data, request)
+                return {
+                    "alt_text": g.alt_text,
+                    "alt_texts": g.alt_texts,
+                    "role": g.role,
+                    "decorative": g.decorative,
+                    "needs_review": g.needs_review,
+                    "review_reasons": list(g.review_reasons),
+                    "model": g.model,
+                    "credits": g.credits,
+                }
+
+            await each(generator.fetch, describe_one)
+
+    if api_url:
+        run_app_errors(remote())
+    else:
+        with_process(local, engine=True)
     err.print(
         tally.line(len(work.skipped), time.monotonic() - started), markup=False, soft_wrap=True
     )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from alttext.cli.common import err
 from alttext.cli.common import settings as current_settings
@@ -68,7 +67,7 @@ def eval_command(
     async def run() -> list[ModelSummary]:
         async with open_process(settings, engine=True) as services:
             evaluator = Evaluator(services.runtime.engine, concurrency=concurrency)
-            with Progress(console=err, transient=True) as progress:
+            with Progress(console=err.console, transient=True) as progress:
                 task = progress.add_task("Evaluating", total=len(evalset.cases) * len(chosen))
                 return await evaluator.run(
                     evalset, chosen, on_result=lambda _model, _result: progress.advance(task)
@@ -83,6 +82,8 @@ def eval_command(
         report = report_dict(evalset, summaries, provider=settings.resolved_provider)
         sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     else:
+        from rich.console import Console
+
         Console().print(table(evalset, summaries))
     if any(s.answered == 0 for s in summaries):
         err.print("[red]A model described none of the images; see the errors above.[/red]")

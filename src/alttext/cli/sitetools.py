@@ -14,6 +14,8 @@ from alttext.cli.common import err, settings
 if TYPE_CHECKING:
     from alttext.sitetools.report import AuditReport
 
+PAGE_ACCEPT = "text/html,application/xhtml+xml,text/markdown;q=0.9,text/plain;q=0.8,*/*;q=0.5"
+
 
 def register(app: typer.Typer) -> None:
     app.command("audit")(audit_command)
@@ -32,14 +34,9 @@ def audit_command(
     max_length: Annotated[int, typer.Option(min=20, max=1000, help="Longer alt: a warning.")] = 150,
 ) -> None:
     """Report images with missing, suspicious or uninformative alt text (docs/sitetools.md)."""
-    import asyncio
-
-    import httpx
-
-    from alttext.describe.fetch import FetchLimits, fetch_image
     from alttext.sitetools.documents import collect
     from alttext.sitetools.findings import fails
-    from alttext.sitetools.report import run_audit
+    from alttext.sitetools.report import audit_files
     from alttext.sitetools.sarif import to_sarif
 
     if as_json and sarif:
@@ -47,17 +44,8 @@ def audit_command(
     if fail_on not in ("error", "warning", "never"):
         raise typer.BadParameter("must be error, warning or never", param_hint="--fail-on")
     files, urls = collect(inputs)
-
-    async def run() -> AuditReport:
-        if not urls:
-            return await run_audit(files, [], max_length=max_length)
-        limits = FetchLimits(allow_private=settings().allow_private_urls)
-        async with httpx.AsyncClient(timeout=30) as client:
-            return await run_audit(
-                files, urls, lambda u: fetch_image(u, client, limits), max_length=max_length
-            )
-
-    report = asyncio.run(run())
+    # Local files need no event loop or HTTP client: a pre-commit hook starts quickly.
+    report = _audit_with_pages(files, urls, max_length) if urls else audit_files(files, max_length)
     for problem in report.errors:
         err.print(problem, markup=False, highlight=False)
     if sarif:
@@ -70,6 +58,31 @@ def audit_command(
         raise typer.Exit(2)
     if fails(report.findings, fail_on):
         raise typer.Exit(1)
+
+
+def _audit_with_pages(files: list[Path], urls: list[str], max_length: int) -> AuditReport:
+    import asyncio
+
+    import httpx
+
+    from alttext.describe.errors import ImageFetchFailed
+    from alttext.describe.fetch import FetchLimits, fetch_url
+    from alttext.sitetools.report import run_audit
+
+    async def run() -> AuditReport:
+        limits = FetchLimits(allow_private=settings().allow_private_urls)
+        async with httpx.AsyncClient(timeout=30) as client:
+
+            async def fetch_page(url: str) -> bytes:
+                # The SSRF-safe fetcher, its messages naming a page (not an image).
+                page = await fetch_url(url, client, limits, noun="page", accept=PAGE_ACCEPT)
+                if not 200 <= page.status < 300:
+                    raise ImageFetchFailed(f"The page URL returned HTTP {page.status}.")
+                return page.body
+
+            return await run_audit(files, urls, fetch_page, max_length=max_length)
+
+    return asyncio.run(run())
 
 
 def fix_command(
@@ -102,7 +115,7 @@ def fix_command(
 
     from alttext.describe.errors import AppError
     from alttext.sitetools.documents import collect
-    from alttext.sitetools.fixing import FixOptions, Summary, fix_document, load_all
+    from alttext.sitetools.fixing import FixOptions, Summary, fix_document, load_all, targets
     from alttext.sitetools.fixing import write as write_file
     from alttext.sitetools.generate import GenerationFailed, open_generator
 
@@ -124,8 +137,11 @@ def fix_command(
 
     async def run() -> None:
         async with open_generator(current, api_url, api_key) as generator:
-            with Progress(console=err, transient=True) as progress:
-                task = progress.add_task("Fixing", total=sum(len(d.images) for d in documents))
+            with Progress(console=err.console, transient=True) as progress:
+                # fix_document reports each image it works on: the ones without alt (and, with
+                # --overwrite, the suspicious ones), not every image, so count those.
+                total = sum(len(targets(d, overwrite)) for d in documents)
+                task = progress.add_task("Fixing", total=total)
                 for document in documents:
                     result = await fix_document(
                         document, generator, options, summary, lambda: progress.advance(task)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts.service import Principal
 from alttext.billing import credits
-from alttext.db import transaction
+from alttext.db import deferred, transaction, utcnow
 from alttext.describe.types import Description
 from alttext.process import Services
 from alttext.usage.models import UsageEvent
@@ -28,6 +30,16 @@ DECORATIVE_STATUS = "decorative"
 CACHED_STATUS = "cached"
 
 
+_INSERT_USAGE = deferred(cast(Table, UsageEvent.__table__))
+
+
+async def add_usage(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Write one usage event (a ``usage_event`` row) in the caller's transaction: a plain
+    INSERT, as on a request's hot path no ORM unit of work is worth its cost."""
+    conn = await session.connection()
+    await conn.execute(_INSERT_USAGE, row)
+
+
 def usage_event(
     request_id: str,
     principal: Principal,
@@ -37,28 +49,30 @@ def usage_event(
     error_code: str | None = None,
     history: tuple[str | None, str | None] | None = None,
     status: str | None = None,
-) -> UsageEvent:
-    """``status`` defaults to ``succeeded`` with a description (charged), else ``failed``."""
+) -> dict[str, Any]:
+    """The usage event's row (for ``add_usage``). ``status`` defaults to ``succeeded`` with a
+    description (charged), else ``failed``."""
     d = description
     status = status or ("failed" if d is None else "succeeded")
-    return UsageEvent(
-        id=request_id,
-        account_id=principal.account_id,
-        key_id=principal.key_id,
-        status=status,
-        error_code=error_code,
-        model=d.model if d and status != DECORATIVE_STATUS else None,
-        input_tokens=d.usage.input_tokens if d else None,
-        output_tokens=d.usage.output_tokens if d else None,
-        upstream_cost_usd=d.usage.upstream_cost_usd if d else None,
-        credits=credits.CREDITS_PER_IMAGE if status == "succeeded" else 0,
-        latency_ms=latency_ms,
-        image_format=d.image.format if d else None,
-        image_width=d.image.width if d else None,
-        image_height=d.image.height if d else None,
-        alt_text=history[0] if history else None,
-        image_url=history[1] if history else None,
-    )
+    return {
+        "id": request_id,
+        "account_id": principal.account_id,
+        "key_id": principal.key_id,
+        "created_at": utcnow(),
+        "status": status,
+        "error_code": error_code,
+        "model": d.model if d and status != DECORATIVE_STATUS else None,
+        "input_tokens": d.usage.input_tokens if d else None,
+        "output_tokens": d.usage.output_tokens if d else None,
+        "upstream_cost_usd": d.usage.upstream_cost_usd if d else None,
+        "credits": credits.CREDITS_PER_IMAGE if status == "succeeded" else 0,
+        "latency_ms": latency_ms,
+        "image_format": d.image.format if d else None,
+        "image_width": d.image.width if d else None,
+        "image_height": d.image.height if d else None,
+        "alt_text": history[0] if history else None,
+        "image_url": history[1] if history else None,
+    }
 
 
 async def release_failed(
@@ -69,7 +83,9 @@ async def release_failed(
     latency = int((time.perf_counter() - started) * 1000)
     async with transaction(services.sessions) as session:
         await credits.release(session, request_id=request_id, note=error_code)
-        session.add(usage_event(request_id, principal, latency_ms=latency, error_code=error_code))
+        await add_usage(
+            session, usage_event(request_id, principal, latency_ms=latency, error_code=error_code)
+        )
 
 
 async def record_failure(
@@ -78,7 +94,9 @@ async def record_failure(
     """A failed request that held no reservation (a decorative one): metered, never charged."""
     latency = int((time.perf_counter() - started) * 1000)
     async with transaction(services.sessions) as session:
-        session.add(usage_event(request_id, principal, latency_ms=latency, error_code=error_code))
+        await add_usage(
+            session, usage_event(request_id, principal, latency_ms=latency, error_code=error_code)
+        )
 
 
 async def settle(
@@ -100,10 +118,11 @@ async def settle(
     if not settled:
         # The reservation outlived its expiry and was released: the customer keeps the credit.
         log.warning("settled after expiry", extra={"request_id": request_id})
-    session.add(
+    await add_usage(
+        session,
         usage_event(
             request_id, principal, latency_ms=latency_ms, description=description, history=history
-        )
+        ),
     )
     if settled and balance_after_reserve is not None:
         return balance_after_reserve

@@ -44,6 +44,7 @@ from alttext.errors import AccountRestricted, Forbidden, InvalidRequest, RateLim
 from alttext.generation.metering import (
     CACHED_STATUS,
     DECORATIVE_STATUS,
+    add_usage,
     record_failure,
     release_failed,
     settle,
@@ -214,7 +215,8 @@ async def _decorative(
     total_ms = int((time.perf_counter() - started) * 1000)
     history = ("", req.image_url) if principal.history_opt_in else None
     async with transaction(services.sessions) as session:
-        session.add(
+        await add_usage(
+            session,
             usage_event(
                 request_id,
                 principal,
@@ -222,7 +224,7 @@ async def _decorative(
                 description=description,
                 history=history,
                 status=DECORATIVE_STATUS,
-            )
+            ),
         )
         if keep is not None and not await keep(session, description, 0):
             raise Superseded(request_id)
@@ -308,7 +310,8 @@ async def _answer_hit(
     total_ms = int((time.perf_counter() - started) * 1000)
     history = (description.alt_text, req.image_url) if principal.history_opt_in else None
     async with transaction(services.sessions) as session:
-        session.add(
+        await add_usage(
+            session,
             usage_event(
                 request_id,
                 principal,
@@ -316,7 +319,7 @@ async def _answer_hit(
                 description=description,
                 history=history,
                 status=CACHED_STATUS,
-            )
+            ),
         )
         if keep is not None and not await keep(session, description, 0):
             raise Superseded(request_id)

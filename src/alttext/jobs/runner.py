@@ -9,9 +9,11 @@ runs as SQLite's single writer, so two claims never both see room for one.
 
 Money: each attempt has its own request id and reservation. Its result is written in the same
 transaction that settles its credit, and only if the attempt still owns the item (same request
-id, still running) — so an item is charged at most once even when a lease expired under a slow
-worker and another attempt ran. A dead attempt's reservation is released by the sweep when it
-takes the item back (``alttext.jobs.sweep``).
+id, still running); the charge itself is booked in the ledger under the item's own reference
+(``usage:item:<item id>``, the attempt's hold moved onto it), which the ledger accepts once —
+so an item is charged at most once even when a lease expired under a slow worker and another
+attempt ran. A dead attempt's reservation is released by the sweep when it takes the item back
+(``alttext.jobs.sweep``).
 
 Interactive requests are not starved: job items skip the per-account slots of API calls, are
 capped per account and per model, and in a scaled-out deployment run on workers, not in API
@@ -34,7 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts.models import Account
 from alttext.accounts.service import Principal
-from alttext.billing import credits
+from alttext.billing import credits, ledger
+from alttext.billing.models import CreditReservation
 from alttext.db import transaction, utcnow
 from alttext.describe.errors import AppError, UpstreamUnavailable
 from alttext.describe.types import Description
@@ -153,13 +156,60 @@ def _owned_by(claim: Claim) -> Any:
     )
 
 
+async def _holds(session: AsyncSession, request_id: str) -> bool:
+    """Whether the attempt's reservation still holds its credit, locked until the commit (the
+    sweep cannot release it meanwhile). Locked after the item, as the sweep does."""
+    state = await session.scalar(
+        select(CreditReservation.state).where(CreditReservation.id == request_id).with_for_update()
+    )
+    return state == "held"
+
+
 def keeper(claim: Claim) -> Any:
-    """The result writer run inside the settling transaction (see ``generate``'s ``keep``)."""
+    """The result writer run inside the settling transaction (see ``generate``'s ``keep``).
+
+    Two guards, so an item is charged at most once: the item is written only while this
+    attempt still owns it (same request id, still running; the row is locked first), and its
+    charge is booked in the ledger under the item's own reference (``ledger.charge_item``),
+    which exists once. Either failing returns False having written nothing: ``generate`` then
+    releases the attempt's credit in the same transaction."""
 
     async def keep(session: AsyncSession, d: Description, charged: int) -> bool:
-        result = await session.execute(
+        owned = await session.scalar(
+            select(JobItem.id).where(_owned_by(claim)).with_for_update(key_share=True)
+        )
+        if owned is None:
+            return False
+        if charged:
+            # Locks in the order every settling transaction takes them: item, job, reservation,
+            # then the account's row (the ledger entries' foreign key). Taking the account's
+            # before the job's deadlocks PostgreSQL against a claim's FOR UPDATE of the account
+            # and another item's settlement holding the job.
+            await session.execute(
+                select(Job.id).where(Job.id == claim.job_id).with_for_update(key_share=True)
+            )
+            if not await _holds(session, claim.request_id):
+                # The reservation expired and was given back before this settled: the result
+                # is kept, the customer keeps the credit (``settle`` finds it gone).
+                charged = 0
+        if charged:
+            try:
+                await ledger.charge_item(
+                    session,
+                    account_id=claim.account_id,
+                    request_id=claim.request_id,
+                    item_id=claim.item_id,
+                    credits=charged,
+                )
+            except ledger.DuplicateEntry:
+                log.warning(
+                    "job item already charged; attempt not kept",
+                    extra={"job_id": claim.job_id, "item": claim.item_id},
+                )
+                return False
+        await session.execute(
             update(JobItem)
-            .where(_owned_by(claim))
+            .where(JobItem.id == claim.item_id)
             .values(
                 status="succeeded",
                 alt_text=d.alt_text,
@@ -173,8 +223,6 @@ def keeper(claim: Claim) -> Any:
                 finished_at=utcnow(),
             )
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            return False
         if charged:
             await session.execute(
                 update(Job)

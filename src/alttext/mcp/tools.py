@@ -36,7 +36,7 @@ from alttext.sitetools.generate import (
     Generator,
     open_generator,
 )
-from alttext.sitetools.report import run_audit
+from alttext.sitetools.report import audit_files
 
 if TYPE_CHECKING:
     from alttext.config import Settings
@@ -154,6 +154,8 @@ async def describe_image(
         "decorative": alt == "",
         "html_alt": 'alt=""' if not alt else f'alt="{_attr(alt)}"',
         "needs_review": result.needs_review,
+        "review_reasons": list(result.review_reasons),
+        "role": result.role,
         "language": request.language,
         "credits": result.credits,
     }
@@ -180,7 +182,7 @@ def _decode(value: str) -> bytes:
 async def audit(ws: Workspace, paths: list[str], max_length: int = 150) -> dict[str, Any]:
     if not 20 <= max_length <= 1000:
         raise ToolError("max_length must be between 20 and 1000.")
-    report = await run_audit(ws.files(paths), [], max_length=max_length)
+    report = audit_files(ws.files(paths), max_length=max_length)
     out = report.as_dict()
     errors = sum(1 for f in report.findings if f.severity == "error")
     out["errors"] = errors

@@ -18,8 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, delete, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alttext.accounts.logins import WINDOW as LOGIN_WINDOW
@@ -27,7 +25,7 @@ from alttext.accounts.models import Account, LoginFailure, WebSession
 from alttext.accounts.sessions import IDLE_TIMEOUT
 from alttext.billing.models import CreditReservation, StripeEvent
 from alttext.config import Settings
-from alttext.db import transaction, utcnow
+from alttext.db import transaction, upsert, utcnow
 from alttext.idempotency import KEEP_FOR as IDEMPOTENCY_KEEP
 from alttext.idempotency import purge_expired
 from alttext.ids import new_id
@@ -186,15 +184,10 @@ def _claim(query: Select[Any]) -> Select[Any]:
     return query.limit(BATCH).with_for_update(skip_locked=True)
 
 
-def _rollup_insert(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    return pg_insert(UsageRollup) if dialect == "postgresql" else sqlite_insert(UsageRollup)
-
-
 async def _add_to_rollup(session: AsyncSession, month: str, model: str, t: dict[str, Any]) -> None:
     """Insert the group's totals or add them to the existing row, in one statement, so two
     processes rolling the same month never collide on the unique (month, model)."""
-    stmt = _rollup_insert(session).values(month=month, model=model, **t)
+    stmt = upsert(session, UsageRollup).values(month=month, model=model, **t)
     excluded = stmt.excluded
     await session.execute(
         stmt.on_conflict_do_update(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 
 
 class GenerationFailed(Exception):
-    """One image could not be described; the message says why (shown as "skipped")."""
+    """One image could not be described; the message says why (shown as "skipped").
+
+    ``code`` is the problem's error code when there is one (``image_fetch_failed``,
+    ``unauthorized``…), else ``generation_failed``."""
+
+    def __init__(self, message: str, code: str = "generation_failed") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class AltRequest:
     context: str | None
     role: str  # "auto" or "functional"
     link_target: str | None
-    language: str
+    language: str  # a BCP 47 tag; ``describe`` may pass several, comma-separated
     max_length: int = 125
 
 
@@ -40,6 +47,12 @@ class Generated:
     alt_text: str
     needs_review: bool
     credits: int  # spent on this image (0 on the local engine)
+    # The rest of the answer, for callers that show more than the alt text (describe, MCP).
+    alt_texts: dict[str, str] = field(default_factory=dict)
+    role: str | None = None
+    decorative: bool = False
+    review_reasons: tuple[str, ...] = ()
+    model: str | None = None
 
 
 class Generator(Protocol):
@@ -58,21 +71,30 @@ class LocalGenerator:
         try:
             return await fetch_image(url, self.runtime.http, self.runtime.fetch_limits)
         except AppError as exc:
-            raise GenerationFailed(exc.detail) from exc
+            raise GenerationFailed(exc.detail, exc.code) from exc
 
     async def describe(self, image: bytes, request: AltRequest) -> Generated:
         options = DescribeOptions(
             role=request.role,  # type: ignore[arg-type]
             context=request.context or None,
             link_target=request.link_target or None,
-            languages=(request.language,),
+            languages=tuple(x.strip() for x in request.language.split(",") if x.strip()) or ("en",),
             max_length=request.max_length,
         )
         try:
             d = await self.runtime.engine.describe(image, options)
         except AppError as exc:
-            raise GenerationFailed(exc.detail) from exc
-        return Generated(d.alt_text, d.needs_review, 0)
+            raise GenerationFailed(exc.detail, exc.code) from exc
+        return Generated(
+            d.alt_text,
+            d.needs_review,
+            0,
+            alt_texts=dict(d.alt_texts),
+            role=d.role,
+            decorative=bool(d.decorative),
+            review_reasons=tuple(d.review_reasons),
+            model=d.model,
+        )
 
 
 class RemoteGenerator:
@@ -95,7 +117,7 @@ class RemoteGenerator:
         try:
             return await fetch_image(url, self.fetch_client, self.fetch_limits)
         except AppError as exc:
-            raise GenerationFailed(exc.detail) from exc
+            raise GenerationFailed(exc.detail, exc.code) from exc
 
     async def describe(self, image: bytes, request: AltRequest) -> Generated:
         data = {"role": request.role, "language": request.language}
@@ -114,14 +136,27 @@ class RemoteGenerator:
         except httpx.HTTPError as exc:
             raise GenerationFailed(f"the service did not answer: {exc}") from exc
         if response.status_code != 200:
+            code = "generation_failed"
             try:
-                detail = str(response.json().get("detail") or response.text)
-            except ValueError:
+                problem = response.json()
+                detail = str(problem.get("detail") or response.text)
+                code = str(problem.get("code") or code)
+            except (ValueError, AttributeError):
                 detail = response.text
-            raise GenerationFailed(f"HTTP {response.status_code}: {detail[:300]}")
+            raise GenerationFailed(f"HTTP {response.status_code}: {detail[:300]}", code)
         body = response.json()
         credits = (body.get("usage") or {}).get("credits") or 0
-        return Generated(str(body["alt_text"]), bool(body.get("needs_review")), int(credits))
+        alt = str(body["alt_text"])
+        return Generated(
+            alt,
+            bool(body.get("needs_review")),
+            int(credits),
+            alt_texts={str(k): str(v) for k, v in (body.get("alt_texts") or {}).items()},
+            role=body.get("role"),
+            decorative=bool(body.get("decorative", not alt)),
+            review_reasons=tuple(str(r) for r in body.get("review_reasons") or ()),
+            model=body.get("model"),
+        )
 
 
 @asynccontextmanager

@@ -203,13 +203,30 @@ def _alt_span_of(tag: Tag) -> tuple[tuple[int, int] | None, str]:
     return attr.value_span, attr.quote
 
 
+# Template code around a tag: ``{{ "<img src=\\"x.png\\">" | safe }}`` is a string of the template
+# language, not markup to edit. Looked for in a window before the tag (bounded work per tag).
+_TEMPLATE_CODE = (("{{", "}}"), ("{%", "%}"), ("{#", "#}"), ("<%", "%>"), ("<?", "?>"))
+_TEMPLATE_LOOKBACK = 2000
+
+
+def _in_template_code(text: str, at: int) -> bool:
+    """Whether ``at`` lies inside template code opened (and not closed) shortly before it."""
+    start = max(0, at - _TEMPLATE_LOOKBACK)
+    for opening, closing in _TEMPLATE_CODE:
+        i = text.rfind(opening, start, at)
+        if i != -1 and text.find(closing, i + len(opening), at) == -1:
+            return True
+    return False
+
+
 def _image(tag: Tag, text: str, starts: list[int]) -> Image:
     line, col = line_col(text, tag.start, starts)
     alt = tag.attrs.get("alt")
     span, alt_quote = _alt_span_of(tag)
     outside = re.sub(r"\"[^\"]*\"|'[^']*'", "", tag.raw)
     templated = (
-        bool(_TEMPLATE.search(outside))
+        _in_template_code(text, tag.start)
+        or bool(_TEMPLATE.search(outside))
         or bool(_TEMPLATE.search(tag.get("src") or ""))
         or any(n != "alt" and (_BOUND_ALT.search(n) or "{" in n) for n in tag.attrs)
     )

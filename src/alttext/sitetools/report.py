@@ -8,6 +8,7 @@ from pathlib import Path
 
 from alttext.sitetools.documents import decode, kind_of, load, parse
 from alttext.sitetools.findings import DEFAULT_MAX_LENGTH, AuditFinding, audit
+from alttext.sitetools.model import Document
 
 
 @dataclass
@@ -16,6 +17,11 @@ class AuditReport:
     images: int = 0
     findings: list[AuditFinding] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    def add(self, document: Document, max_length: int) -> None:
+        self.files += 1
+        self.images += len(document.images)
+        self.findings.extend(audit(document, max_length))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -38,19 +44,28 @@ class AuditReport:
         return "\n".join(lines) + "\n"
 
 
+def audit_files(files: list[Path], max_length: int = DEFAULT_MAX_LENGTH) -> AuditReport:
+    """The audit of local files: no event loop and no HTTP client, so a pre-commit hook that
+    runs ``alttext audit`` pays for neither."""
+    report = AuditReport()
+    for path in files:
+        try:
+            document = load(path)
+        except OSError as exc:
+            report.errors.append(f"{path}: {exc.strerror or exc}")
+            continue
+        report.add(document, max_length)
+    return report
+
+
 async def run_audit(
     files: list[Path],
     urls: list[str],
     fetch: Callable[[str], Awaitable[bytes]] | None = None,
     max_length: int = DEFAULT_MAX_LENGTH,
 ) -> AuditReport:
-    report = AuditReport()
-    documents = []
-    for path in files:
-        try:
-            documents.append(load(path))
-        except OSError as exc:
-            report.errors.append(f"{path}: {exc.strerror or exc}")
+    """Files first, then the pages behind ``urls`` as ``fetch`` returns them."""
+    report = audit_files(files, max_length)
     for url in urls:
         if fetch is None:
             report.errors.append(f"{url}: fetching pages is not available here")
@@ -61,9 +76,5 @@ async def run_audit(
             report.errors.append(f"{url}: {getattr(exc, 'detail', None) or exc}")
             continue
         kind = kind_of(url.split("?")[0].split("#")[0]) or "html"
-        documents.append(parse(url, decode(data), kind))
-    for document in documents:
-        report.files += 1
-        report.images += len(document.images)
-        report.findings.extend(audit(document, max_length))
+        report.add(parse(url, decode(data), kind), max_length)
     return report

@@ -479,6 +479,19 @@ async def test_retry_after_beyond_budget_gives_up_early(
     assert len(fake.chat_requests) == 1
 
 
+async def test_a_retry_left_no_time_to_answer_is_not_made(
+    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+) -> None:
+    # The wait fits the budget, but the call after it would have 0.2 s: the caller gets the
+    # 503 it already has, not a timeout of an attempt that could not succeed.
+    fake.enqueue(Status(503, retry_after=2.8), Reply())
+    provider = make_provider(fake, client, clock, total_budget_s=3)
+    with pytest.raises(UpstreamUnavailable):
+        await provider.complete(make_request())
+    assert clock.sleeps == []
+    assert len(fake.chat_requests) == 1
+
+
 async def test_budget_bounds_total_waiting(
     fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
 ) -> None:

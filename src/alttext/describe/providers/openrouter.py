@@ -50,6 +50,10 @@ _CUT_OFF_GROWTH = 2
 _MAX_TOKENS_CEILING = 2000
 # When an exhausted 503 named no Retry-After, tell our caller to come back after this long.
 _DEFAULT_RETRY_AFTER_S = 10.0
+# A retry is only worth its wait if at least this long (or the whole per-attempt timeout, if
+# shorter) is left for the call after it; otherwise the caller gets the failure it already has
+# rather than a timeout of an attempt that never had a chance.
+_MIN_ATTEMPT_S = 0.5
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -176,7 +180,8 @@ class ChatCompletionsProvider:
                     failure.retry_after is not None
                     and failure.retry_after > config.retry_after_cap_s
                 )
-                if attempt > config.max_retries or delay >= remaining or too_long:
+                no_time = delay + min(config.timeout_s, _MIN_ATTEMPT_S) > remaining
+                if attempt > config.max_retries or no_time or too_long:
                     raise self._exhausted(failure, attempt) from None
                 logger.warning(
                     "%s attempt %d failed (%s); retrying in %.2fs",
