@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alttext.cli.common import err, in_transaction, reads, settings, with_process
-from alttext.cli.group import Group
+from alttext.cli.group import Group, quick
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +39,7 @@ def _when(value: Any) -> str:
 
 
 @accounts_app.command("create")
+@quick
 def accounts_create(
     email: str,
     credits: Annotated[int | None, typer.Option(help="Starting credits (exactly N).")] = None,
@@ -60,6 +61,7 @@ def accounts_create(
 
 
 @accounts_app.command("list")
+@quick
 def accounts_list(
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many.")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
@@ -137,6 +139,7 @@ def accounts_erase(
 
 
 @keys_app.command("create")
+@quick
 def keys_create(email: str, name: Annotated[str | None, typer.Option()] = None) -> None:
     """Create an API key; the secret is printed alone on the last line, once."""
     from alttext.accounts.service import create_key, require_account_by_email
@@ -152,6 +155,7 @@ def keys_create(email: str, name: Annotated[str | None, typer.Option()] = None) 
 
 
 @keys_app.command("list")
+@quick
 def keys_list(
     email: str,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
@@ -187,6 +191,7 @@ def keys_list(
 
 
 @keys_app.command("revoke")
+@quick
 def keys_revoke(key_id: str) -> None:
     """Revoke an API key at once."""
     from alttext.accounts.service import revoke_key
@@ -196,6 +201,7 @@ def keys_revoke(key_id: str) -> None:
 
 
 @credits_app.command("grant")
+@quick
 def credits_grant(
     email: str,
     credits: Annotated[int, typer.Argument(help="Credits to add (1 to 10,000,000).")],
@@ -217,6 +223,7 @@ def credits_grant(
 
 # ignore_unknown_options: "-5" is the amount, not an option.
 @credits_app.command("adjust", context_settings={"ignore_unknown_options": True})
+@quick
 def credits_adjust(
     email: str,
     credits: Annotated[
@@ -240,6 +247,7 @@ def credits_adjust(
 
 
 @credits_app.command("balance")
+@quick
 def credits_balance(email: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """An account's credit balance."""
     from alttext.accounts.service import require_account_by_email
@@ -255,6 +263,7 @@ def credits_balance(email: str, as_json: Annotated[bool, typer.Option("--json")]
         typer.echo(f"{email}\t{credits} credits")
 
 
+@quick
 def usage(
     email: str,
     days: Annotated[int, typer.Option(min=1, max=731, help="How many days back.")] = 30,
@@ -306,6 +315,7 @@ def usage(
 
 
 @db_app.command("upgrade")
+@quick
 def db_upgrade() -> None:
     """Apply database migrations."""
     from alttext.migrate import upgrade
@@ -329,6 +339,7 @@ def purge(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         typer.echo(f"{name.replace('_', ' ')}: {removed}")
 
 
+@quick
 def dev_key_command() -> None:
     """Development only: ensure the dev account and print its API key (make run)."""
     from alttext.dev_account import DEV_EMAIL, ensure_dev_account

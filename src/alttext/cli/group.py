@@ -1,13 +1,37 @@
-"""The class of every ``alttext`` command group: Typer's, with flags that stay bools."""
+"""The class of every ``alttext`` command group: Typer's, with flags that stay bools and the
+garbage collector's policy for the command chosen.
+
+A command line process starts with Python's cyclic garbage collector off (``alttext.cli.main``).
+Importing SQLAlchemy, Pydantic and our tables makes a few hundred thousand objects that live as
+long as the process, and the collector walks them again and again while they are made, finding
+nothing to free: a tenth of a short database command's time here (docs/cli.md, start-up).
+Reference counting frees everything else as before. A command marked :func:`quick` (one query
+or one small transaction) runs that way to the end; any other command (serve, worker, describe,
+fix, export, erase, purge, ...) turns the collector back on as soon as it is chosen, before its
+arguments are parsed, so a long or unbounded run is collected as usual.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import gc
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from typer.core import TyperGroup, TyperOption
 
 if TYPE_CHECKING:
-    from typer._click.core import Context, Parameter  # the types Typer's Command methods take
+    from typer._click.core import Command, Context, Parameter  # what Typer's methods take
+
+F = TypeVar("F", bound=Callable[..., Any])
+_QUICK = "_alttext_quick"
+
+
+def quick(command: F) -> F:
+    """Mark a short, bounded command: it runs with the cyclic collector off (module doc).
+    Typer copies the function's attributes onto the callback it builds, which is where
+    :meth:`Group.resolve_command` looks."""
+    setattr(command, _QUICK, True)
+    return command
 
 
 class Group(TyperGroup):
@@ -28,3 +52,15 @@ class Group(TyperGroup):
             ):
                 param.default = False
         return params
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if (
+            command is not None
+            and not isinstance(command, TyperGroup)
+            and not getattr(command.callback, _QUICK, False)
+        ):
+            gc.enable()
+        return name, command, rest
