@@ -150,6 +150,10 @@ WRITE = ({"sqlalchemy", "alttext.db", "alttext.accounts.key_cache"}, HEAVY_FOR_D
         (["credits", "adjust", EMAIL, "-1", "--reason", "startup"], "balance is now 2", WRITE),
         (["accounts", "create", "other@example.com"], "other@example.com", WRITE),
         (["accounts", "export", EMAIL], '"email"', WRITE),
+        # Their own transactions, on the database and key cache alone: no process, no result
+        # cache, and no Stripe SDK for an account that never bought.
+        (["purge"], "usage events rolled up: 0", WRITE),
+        (["accounts", "erase", EMAIL, "--yes"], '"erased": true', WRITE),
     ],
 )
 def test_database_commands_load_no_process(

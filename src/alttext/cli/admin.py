@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from alttext.cli.common import err, in_transaction, reads, settings, with_process
+from alttext.cli.common import err, in_transaction, reads, settings, with_database
 from alttext.cli.group import Group, quick
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from alttext.accounts.models import Account, ApiKey
+    from alttext.config import Settings
     from alttext.privacy.retention import PurgeReport
-    from alttext.process import Services
     from alttext.usage.service import UsageRow
 
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True, cls=Group)
@@ -121,20 +121,17 @@ def accounts_erase(
         err.print("[red]Erasure cannot be undone; add --yes to confirm.[/red]")
         raise typer.Exit(2)
 
-    async def run(services: Services) -> dict[str, int]:
-        async with services.sessions() as session:
+    async def run(sessions: async_sessionmaker[AsyncSession], current: Settings) -> dict[str, int]:
+        async with sessions() as session:
             account = await require_account_by_email(session, email)
+        # No result cache of our own: erase_account clears the account's entries in Redis when
+        # one is configured (an API process's in-process cache expires them: its docstring).
         summary = await erase_account(
-            services.sessions,
-            services.settings,
-            account.id,
-            confirm=account.email,
-            actor="admin",
-            cache=services.result_cache,
+            sessions, current, account.id, confirm=account.email, actor="admin"
         )
         return summary.kept
 
-    kept = with_process(run)
+    kept = with_database(run)
     typer.echo(json.dumps({"erased": True, "kept": kept}))
 
 
@@ -328,10 +325,10 @@ def purge(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Apply the retention policy now (the API also runs it daily)."""
     from alttext.privacy.retention import purge as run_purge
 
-    async def run(services: Services) -> PurgeReport:
-        return await run_purge(services.sessions, services.settings)
+    async def run(sessions: async_sessionmaker[AsyncSession], current: Settings) -> PurgeReport:
+        return await run_purge(sessions, current)
 
-    report = with_process(run)
+    report = with_database(run)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return

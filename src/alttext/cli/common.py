@@ -118,8 +118,11 @@ def require_database(url: str) -> None:
     raise typer.Exit(1)
 
 
-def in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """One write transaction on the database and the key cache alone.
+def with_database(
+    fn: Callable[[async_sessionmaker[AsyncSession], Settings], Awaitable[T]],
+) -> T:
+    """Run ``fn`` with a session factory on the database and the settings, for writes that
+    manage their own transactions (``purge``, ``accounts erase``); the key cache comes too.
 
     The key cache is the one part of the process a write needs: its commit hook tells every
     service process (over Redis, when configured) that a key, account or suspension changed,
@@ -128,7 +131,6 @@ def in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
     as reads (docs/cli.md, startup).
     """
     from alttext.accounts.key_cache import KeyCache
-    from alttext.db import transaction
 
     current = settings()
     require_database(current.database_url)
@@ -139,12 +141,23 @@ def in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
             key_cache.watch(sessions)
             key_cache.start()
             try:
-                async with transaction(sessions) as session:
-                    return await fn(session)
+                return await fn(sessions, current)
             finally:
                 await key_cache.aclose()  # after the invalidation is published
 
     return run_app_errors(run())
+
+
+def in_transaction(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """One write transaction on the database and the key cache alone (``with_database``)."""
+
+    async def run(sessions: async_sessionmaker[AsyncSession], _: Settings) -> T:
+        from alttext.db import transaction
+
+        async with transaction(sessions) as session:
+            return await fn(session)
+
+    return with_database(run)
 
 
 def reads(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -56,6 +56,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,14 +64,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alttext.accounts.models import Account
 from alttext.billing.models import CreditEntry, StripeEvent
-from alttext.billing.stripe_client import StripeGateway, configured_secret
 from alttext.config import Settings
 from alttext.db import Base, scrub_sqlite, transaction, utcnow, vacuum_postgres
 from alttext.errors import InvalidRequest, NotFound
 from alttext.ids import new_id
 from alttext.privacy.audit import Actor, record
 from alttext.privacy.models import AuditEvent
-from alttext.result_cache import ResultCache, build_result_cache
+
+if TYPE_CHECKING:
+    # Imported where used: Stripe's SDK only for an account that bought, the result cache
+    # (which brings the describe engine) only with Redis; `alttext accounts erase` on an
+    # account that never paid loads neither (docs/cli.md, start-up).
+    from alttext.billing.stripe_client import StripeGateway
+    from alttext.result_cache import ResultCache
 
 log = logging.getLogger("alttext.privacy.erasure")
 
@@ -78,7 +84,7 @@ KEPT_KINDS = ("purchase", "refund", "adjustment")
 # Tables whose rows are moved or scrubbed, not deleted (plus the account row itself, last).
 _HANDLED = {"accounts", "credit_entries", "audit_events", "stripe_events"}
 
-GatewayFactory = Callable[[Settings], StripeGateway]
+GatewayFactory = Callable[[Settings], "StripeGateway"]
 
 
 @dataclass(frozen=True)
@@ -97,11 +103,15 @@ def check_confirmation(account_email: str, confirm: str) -> None:
 
 
 async def _delete_stripe_customer(
-    settings: Settings, customer_id: str | None, gateway_factory: GatewayFactory
+    settings: Settings, customer_id: str | None, gateway_factory: GatewayFactory | None
 ) -> bool:
-    if customer_id is None or configured_secret(settings.stripe_secret_key) is None:
+    if customer_id is None:
         return False
-    async with gateway_factory(settings) as gateway:
+    from alttext.billing.stripe_client import StripeGateway, configured_secret
+
+    if configured_secret(settings.stripe_secret_key) is None:
+        return False
+    async with (gateway_factory or StripeGateway.from_settings)(settings) as gateway:
         await gateway.delete_customer(customer_id)  # a 503 AppError on failure
     return True
 
@@ -251,6 +261,8 @@ async def _clear_cached_results(
         return await cache.clear_account(account_id)
     if not settings.redis_url:
         return 0  # in-process caches live in the API processes (see the module's docstring)
+    from alttext.result_cache import build_result_cache
+
     transient = build_result_cache(settings)
     try:
         return await transient.clear_account(account_id)
@@ -265,11 +277,12 @@ async def erase_account(
     *,
     confirm: str,
     actor: Actor,
-    gateway_factory: GatewayFactory = StripeGateway.from_settings,
+    gateway_factory: GatewayFactory | None = None,
     cache: ResultCache | None = None,
 ) -> ErasureSummary:
     """``cache`` is the process's result cache (``services.result_cache``), whose entries of
-    the account are deleted once the rows are gone."""
+    the account are deleted once the rows are gone. ``gateway_factory`` builds the Stripe
+    gateway (default ``StripeGateway.from_settings``; tests pass a fake)."""
     async with sessions() as session:
         account = await session.get(Account, account_id)
     if account is None or account.status == "erased":
