@@ -12,7 +12,9 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.fakes.http_server import FakeHTTPServer
 
 # A handler that waits (stall, drip) gives up after this long even if the test never stops it.
 _MAX_WAIT_S = 60.0
@@ -37,8 +39,7 @@ class FakeImageHost:
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._server.daemon_threads = True
+        self._server = FakeHTTPServer(("127.0.0.1", 0), _make_handler(self))
         if ssl_context is not None:
             # Handshake lazily in the handler thread so one slow client cannot block accept().
             self._server.socket = ssl_context.wrap_socket(
