@@ -115,21 +115,18 @@ def to_pillow(img: Any) -> Image.Image:
     return out
 
 
-def resize(img: Image.Image, size: tuple[int, int], *, sharp: bool) -> Image.Image | None:
-    """``img`` (L or RGB) resized to ``size``, or None if libvips missed the size: lanczos3 when
-    ``sharp`` (text), else the linear kernel (widened to the reduction, so no aliasing), which
-    costs a third less CPU (docs/decisions.md) and is what a photo gets from Pillow too.
+def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image | None:
+    """``img`` (L or RGB) resized to ``size`` with lanczos3 (text), or None if libvips missed
+    the size.
 
-    For Pillow-decoded images: the copy in and out costs less than Pillow's resampling saves
-    wherever Pillow cannot reduce() first (less than 2x, or Lanczos for text)."""
+    For Pillow-decoded images: the copy in and out costs less than Pillow's Lanczos saves."""
     vips = _vips()
     arr = np.asarray(img)
     height, width = arr.shape[:2]
     bands = 1 if arr.ndim == 2 else arr.shape[2]
     try:
         image = vips.Image.new_from_memory(arr, width, height, bands, "uchar")
-        kernel = "lanczos3" if sharp else "linear"
-        out = image.resize(size[0] / width, vscale=size[1] / height, kernel=kernel)
+        out = image.resize(size[0] / width, vscale=size[1] / height, kernel="lanczos3")
         if (out.width, out.height) != size:
             return None
         pixels = out.numpy()

@@ -8,7 +8,9 @@ here runs on the image after it was shrunk, except :func:`normalise_mode` (on th
 from __future__ import annotations
 
 import io
+import math
 from functools import cache
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageChops, ImageCms
@@ -79,6 +81,40 @@ def looks_text_heavy(img: Image.Image) -> bool:
     # Sorting only the colours in use: sorting all 32768 bins cost more than the rest together.
     top16 = float(np.sort(counts[counts > 0])[-16:].sum()) / keys.size
     return bool(flat >= 0.5 and top16 >= 0.6 and edges >= 0.002)
+
+
+@cache
+def _cv2() -> Any:
+    """OpenCV, imported on first use (tens of ms: the CLI's start-up need not pay for it), and
+    held to one thread: the CPU pool already runs one image per core, and OpenCV's own
+    threads would only contend with it for the same cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
+def shrink_photo(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A photo (L or RGB) reduced to ``size`` by less than 2x per side: a Gaussian prefilter
+    against aliasing (sigma = 0.8 x sqrt(f^2 - 1) / 2 for a reduction by f) and bilinear
+    interpolation.
+
+    Half the CPU of libvips' linear kernel, and as close to a float Lanczos-3 reference on a
+    zone plate and on photos (a 1 MP photo to 768 px: 1.9 against 4.0 ms; docs/decisions.md),
+    with no copy into and out of another library's image type."""
+    cv2 = _cv2()
+    arr = np.asarray(img)
+    sigmas = [
+        math.sqrt(max(source / target, 1.0) ** 2 - 1.0) / 2
+        for source, target in ((img.width, size[0]), (img.height, size[1]))
+    ]
+    # A sigma of 0 would make OpenCV derive one from the kernel size; this one is a no-op.
+    blurred = cv2.GaussianBlur(
+        arr, (0, 0), sigmaX=max(sigmas[0], 1e-3), sigmaY=max(sigmas[1], 1e-3)
+    )
+    out = Image.fromarray(cv2.resize(blurred, size, interpolation=cv2.INTER_LINEAR))
+    out.info = dict(img.info)
+    return out
 
 
 @cache
