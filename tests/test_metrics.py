@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -195,8 +196,8 @@ class Observed:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
         yield client
 
 
@@ -205,7 +206,7 @@ async def _no_wait(seconds: float) -> None:
 
 
 def _provider(
-    fake: FakeOpenRouter, http: httpx.AsyncClient, observer: Any, **config: Any
+    fake: FakeOpenRouter, http: aiohttp.ClientSession, observer: Any, **config: Any
 ) -> ChatCompletionsProvider:
     values: dict[str, Any] = {
         "base_url": fake.base_url,
@@ -232,7 +233,7 @@ def _request() -> ModelRequest:
 
 
 async def test_every_http_call_is_observed_with_its_outcome(
-    fake_openrouter: FakeOpenRouter, http: httpx.AsyncClient
+    fake_openrouter: FakeOpenRouter, http: aiohttp.ClientSession
 ) -> None:
     observed = Observed()
     provider = _provider(fake_openrouter, http, observed)
@@ -261,7 +262,7 @@ async def test_every_http_call_is_observed_with_its_outcome(
 
 
 async def test_a_fallback_is_observed_under_the_model_that_answered(
-    fake_openrouter: FakeOpenRouter, http: httpx.AsyncClient
+    fake_openrouter: FakeOpenRouter, http: aiohttp.ClientSession
 ) -> None:
     observed = Observed()
     fake_openrouter.fail_model(GEMINI, code=503)
@@ -271,7 +272,7 @@ async def test_a_fallback_is_observed_under_the_model_that_answered(
 
 
 async def test_a_timeout_is_observed_and_a_broken_observer_fails_nothing(
-    fake_openrouter: FakeOpenRouter, http: httpx.AsyncClient
+    fake_openrouter: FakeOpenRouter, http: aiohttp.ClientSession
 ) -> None:
     observed = Observed()
     provider = _provider(fake_openrouter, http, observed, timeout_s=0.2, max_retries=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
+import aiohttp
 import pytest
 
 from alttext.describe.engine import (
@@ -147,7 +147,7 @@ async def test_over_the_wire_a_twice_cut_off_answer_still_yields_the_alt(
     whole = answer(CHART, role="complex", long_description=BARS * 40)
     cut = Reply(whole[: whole.index("Q3")], finish_reason="length")
     fake_openrouter.enqueue(cut, cut)
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as http:
         config = ChatConfig(
             base_url=fake_openrouter.base_url,
             api_key=fake_openrouter.api_key,

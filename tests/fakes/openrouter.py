@@ -217,6 +217,7 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-case names
     json: Any
     http_version: str = "1.1"  # "2" when the call came over HTTP/2
+    peer: str = ""  # the client's address and port: one per connection
 
 
 @dataclass(frozen=True)
@@ -428,6 +429,7 @@ class FakeOpenRouter:
                     headers={k.lower(): v for k, v in request.headers.items()},
                     json=parsed,
                     http_version=str(request.scope.get("http_version", "1.1")),
+                    peer="{}:{}".format(*(request.scope.get("client") or ("", ""))),
                 )
             )
         return parsed

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -222,8 +223,12 @@ def resolve_role(requested: str, answered: ResolvedRole | None) -> ResolvedRole:
     return answered or "informative"
 
 
+@functools.lru_cache(maxsize=256)
 def cache_key(image_sha256: str, options: DescribeOptions) -> str:
-    """Hash of the prepared image's digest, the options and the prompt version; never the image."""
+    """Hash of the prepared image's digest, the options and the prompt version; never the image.
+
+    Memoised (the options are frozen): a request asks for its key three times (the result
+    cache, the engine's metadata, the description), and each was a canonical JSON dump."""
     canonical = json.dumps(
         dataclasses.asdict(options), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 
 from alttext.describe.errors import AppError, UpstreamUnavailable
@@ -336,14 +336,14 @@ def fake(server: FakeOpenRouter) -> FakeOpenRouter:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as http:
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as http:
         yield http
 
 
 def guarded(
     fake: FakeOpenRouter,
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     time: FakeTime,
     *,
     failures: int = 2,
@@ -376,7 +376,7 @@ def sent_chains(fake: FakeOpenRouter) -> list[Any]:
 
 
 async def test_a_retry_goes_to_the_next_model_without_waiting(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, client: aiohttp.ClientSession
 ) -> None:
     time = FakeTime()
     fake.enqueue(ErrorIn200("error_body"), Reply("A lighthouse at dusk."))
@@ -387,7 +387,7 @@ async def test_a_retry_goes_to_the_next_model_without_waiting(
 
 
 async def test_an_open_model_is_left_out_of_the_chain(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, client: aiohttp.ClientSession
 ) -> None:
     time = FakeTime()
     provider = guarded(fake, client, time)
@@ -402,7 +402,7 @@ async def test_an_open_model_is_left_out_of_the_chain(
 
 
 async def test_the_probe_closes_the_circuit_when_the_model_is_back(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, client: aiohttp.ClientSession
 ) -> None:
     time = FakeTime()
     provider = guarded(fake, client, time, cooldown_s=30.0)
@@ -421,7 +421,7 @@ async def test_the_probe_closes_the_circuit_when_the_model_is_back(
 
 
 async def test_every_circuit_open_is_a_503_with_retry_after_and_no_call(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, client: aiohttp.ClientSession
 ) -> None:
     time = FakeTime()
     provider = guarded(fake, client, time, failures=1, cooldown_s=30.0)
@@ -442,7 +442,7 @@ async def test_every_circuit_open_is_a_503_with_retry_after_and_no_call(
 
 
 async def test_one_model_servers_walk_the_chain_themselves(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, client: aiohttp.ClientSession
 ) -> None:
     time = FakeTime()
     provider = guarded(fake, client, time, openrouter=False, failures=1)
@@ -455,7 +455,7 @@ async def test_one_model_servers_walk_the_chain_themselves(
 
 
 async def test_a_requested_model_with_an_open_circuit_is_not_replaced(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, client: aiohttp.ClientSession
 ) -> None:
     time = FakeTime()
     provider = guarded(fake, client, time, failures=1)
@@ -473,7 +473,7 @@ async def test_a_requested_model_with_an_open_circuit_is_not_replaced(
     ids=["400", "401", "403", "cut-off"],
 )
 async def test_failures_that_say_nothing_about_the_model_do_not_count(
-    failure: Any, fake: FakeOpenRouter, client: httpx.AsyncClient
+    failure: Any, fake: FakeOpenRouter, client: aiohttp.ClientSession
 ) -> None:
     time = FakeTime()
     provider = guarded(fake, client, time, failures=1)
@@ -485,7 +485,7 @@ async def test_failures_that_say_nothing_about_the_model_do_not_count(
 
 
 async def test_a_cancelled_probe_hands_its_turn_on(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, client: aiohttp.ClientSession
 ) -> None:
     time = FakeTime()
     provider = guarded(fake, client, time, failures=1, models=(A,))
@@ -508,7 +508,7 @@ async def test_a_cancelled_probe_hands_its_turn_on(
 
 
 async def test_faults_reach_the_breaker_through_openrouter_fallbacks(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, client: aiohttp.ClientSession
 ) -> None:
     """A always fails with an error status: OpenRouter falls back to B every time, the caller
     never sees a failure, and A's circuit opens all the same."""

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from PIL import Image
@@ -113,9 +114,16 @@ def fake(server: FakeOpenRouter) -> FakeOpenRouter:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as http:
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as http:
         yield http
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """A plain client for the tests of the fake itself."""
+    async with httpx.AsyncClient() as plain:
+        yield plain
 
 
 @pytest.fixture
@@ -124,7 +132,7 @@ def clock() -> FakeTime:
 
 
 def make_provider(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime, **config: Any
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime, **config: Any
 ) -> ChatCompletionsProvider:
     settings: dict[str, Any] = {
         "base_url": fake.base_url,
@@ -148,7 +156,7 @@ def assert_clean(error: AppError, fake: FakeOpenRouter) -> None:
 
 
 async def test_openrouter_request_shape(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock)
     reply = await provider.complete(make_request())
@@ -190,7 +198,7 @@ async def test_openrouter_request_shape(
 
 
 async def test_data_collection_deny_and_zdr_on_every_call(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock, zero_data_retention=True)
     fake.enqueue(Status(502), RejectResponseFormat())
@@ -211,7 +219,7 @@ async def test_data_collection_deny_and_zdr_on_every_call(
 
 
 async def test_requested_model_replaces_chain_but_keeps_privacy(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock)
     reply = await provider.complete(make_request(model=QWEN_32B, json_schema=None))
@@ -226,7 +234,7 @@ async def test_requested_model_replaces_chain_but_keeps_privacy(
 
 
 async def test_fake_sees_gps_when_an_image_carries_it(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     # The fake's EXIF check is what other tests rely on to prove metadata was stripped.
     provider = make_provider(fake, client, clock)
@@ -239,7 +247,7 @@ async def test_fake_sees_gps_when_an_image_carries_it(
 
 
 async def test_fallback_to_next_model_reports_answering_model(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.fail_model(GEMINI, code=503)
     provider = make_provider(fake, client, clock)
@@ -251,7 +259,7 @@ async def test_fallback_to_next_model_reports_answering_model(
 
 
 async def test_content_as_list_of_parts_is_joined(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Reply(parts=("A red bicycle ", "leaning on a wall.")))
     reply = await make_provider(fake, client, clock).complete(make_request())
@@ -263,7 +271,7 @@ async def test_content_as_list_of_parts_is_joined(
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 524, 529])
 async def test_retryable_status_recovers_on_next_try(
-    status: int, fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    status: int, fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Status(status), Reply("A lighthouse at dusk."))
     reply = await make_provider(fake, client, clock).complete(make_request())
@@ -273,7 +281,7 @@ async def test_retryable_status_recovers_on_next_try(
 
 
 async def test_retry_after_seconds_is_honoured(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Status(429, retry_after=3), Reply("A lighthouse at dusk."))
     await make_provider(fake, client, clock).complete(make_request())
@@ -281,7 +289,7 @@ async def test_retry_after_seconds_is_honoured(
 
 
 async def test_retry_after_http_date_is_honoured(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     when = email.utils.formatdate(time.time() + 6, usegmt=True)
     fake.enqueue(Status(503, retry_after=when), Reply("A lighthouse at dusk."))
@@ -303,7 +311,7 @@ async def test_non_retryable_status_fails_at_once(
     status: int,
     error_class: type[AppError],
     fake: FakeOpenRouter,
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     clock: FakeTime,
 ) -> None:
     fake.enqueue(Status(status, message="scripted refusal"), Reply())
@@ -317,7 +325,7 @@ async def test_non_retryable_status_fails_at_once(
 
 
 async def test_no_endpoint_detail_names_routing_policy(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Status(404, message="No endpoints found matching your data policy"))
     provider = make_provider(fake, client, clock, zero_data_retention=True)
@@ -327,7 +335,7 @@ async def test_no_endpoint_detail_names_routing_policy(
 
 
 async def test_unknown_model_is_a_bad_request(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock, models=("acme/nope-vl",))
     with pytest.raises(UpstreamError) as caught:
@@ -337,7 +345,7 @@ async def test_unknown_model_is_a_bad_request(
 
 
 async def test_invalid_image_rejected_upstream_without_echoing_bytes(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock)
     with pytest.raises(UpstreamError) as caught:
@@ -347,7 +355,7 @@ async def test_invalid_image_rejected_upstream_without_echoing_bytes(
 
 
 async def test_secrets_and_image_data_are_scrubbed_from_details(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     echo = f"bad input {fake.api_key} near data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ== end"
     fake.enqueue(Status(400, message=echo))
@@ -359,7 +367,7 @@ async def test_secrets_and_image_data_are_scrubbed_from_details(
 
 
 async def test_bad_key_is_not_retried_and_not_shown(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock, api_key="sk-or-v1-wrong-key-123")
     with pytest.raises(UpstreamError) as caught:
@@ -374,7 +382,7 @@ async def test_bad_key_is_not_retried_and_not_shown(
     ["error_body", "choice_error", "error_and_choice", "empty", "whitespace", "null_content"],
 )
 async def test_error_inside_200_is_retried(
-    form: Any, fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    form: Any, fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(ErrorIn200(form), Reply("A lighthouse at dusk."))
     reply = await make_provider(fake, client, clock).complete(make_request())
@@ -387,7 +395,7 @@ async def test_error_inside_200_is_retried(
     ["error_body", "choice_error", "error_and_choice", "empty", "whitespace", "null_content"],
 )
 async def test_persistent_error_inside_200_is_never_alt_text(
-    form: Any, fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    form: Any, fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(*[ErrorIn200(form)] * 3)
     provider = make_provider(fake, client, clock, max_retries=2)
@@ -399,7 +407,7 @@ async def test_persistent_error_inside_200_is_never_alt_text(
 
 
 async def test_cut_off_answer_is_retried_with_more_room_once(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(ErrorIn200("length"), Reply("A lighthouse at dusk."))
     reply = await make_provider(fake, client, clock).complete(make_request())
@@ -408,7 +416,7 @@ async def test_cut_off_answer_is_retried_with_more_room_once(
 
 
 async def test_cut_off_twice_returns_what_arrived_marked_truncated(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     # The engine salvages the alt texts that arrived whole (a long description comes last).
     fake.enqueue(ErrorIn200("length"), ErrorIn200("length"), Reply())
@@ -420,7 +428,7 @@ async def test_cut_off_twice_returns_what_arrived_marked_truncated(
 
 
 async def test_cut_off_twice_with_nothing_fails(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Reply("", finish_reason="length"), Reply("  ", finish_reason="length"), Reply())
     with pytest.raises(UpstreamError) as caught:
@@ -430,7 +438,7 @@ async def test_cut_off_twice_with_nothing_fails(
 
 
 async def test_a_complete_answer_is_not_truncated(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Reply("A lighthouse at dusk."))
     assert (await make_provider(fake, client, clock).complete(make_request())).truncated is False
@@ -452,7 +460,7 @@ async def test_exhausted_retries_map_to_public_error(
     status: int,
     error_class: type[AppError],
     fake: FakeOpenRouter,
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     clock: FakeTime,
 ) -> None:
     fake.enqueue(*[Status(status)] * 4)
@@ -468,7 +476,7 @@ async def test_exhausted_retries_map_to_public_error(
 
 
 async def test_retry_after_beyond_budget_gives_up_early(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Status(429, retry_after=10), Reply())
     provider = make_provider(fake, client, clock, total_budget_s=5)
@@ -480,7 +488,7 @@ async def test_retry_after_beyond_budget_gives_up_early(
 
 
 async def test_a_retry_left_no_time_to_answer_is_not_made(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     # The wait fits the budget, but the call after it would have 0.2 s: the caller gets the
     # 503 it already has, not a timeout of an attempt that could not succeed.
@@ -493,7 +501,7 @@ async def test_a_retry_left_no_time_to_answer_is_not_made(
 
 
 async def test_budget_bounds_total_waiting(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(*[Status(503, retry_after=2)] * 10)
     provider = make_provider(fake, client, clock, total_budget_s=5, max_retries=10)
@@ -504,7 +512,7 @@ async def test_budget_bounds_total_waiting(
 
 
 async def test_slow_upstream_times_out(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Slow(0.6), Slow(0.6))
     provider = make_provider(fake, client, clock, timeout_s=0.15, max_retries=1)
@@ -515,7 +523,7 @@ async def test_slow_upstream_times_out(
 
 
 async def test_slow_then_fast_recovers(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Slow(0.6), Reply("A lighthouse at dusk."))
     provider = make_provider(fake, client, clock, timeout_s=0.15, max_retries=1)
@@ -524,7 +532,7 @@ async def test_slow_then_fast_recovers(
 
 
 async def test_unreachable_server_is_unavailable(
-    client: httpx.AsyncClient, clock: FakeTime
+    client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -541,7 +549,7 @@ async def test_unreachable_server_is_unavailable(
 
 
 async def test_response_format_rejected_is_retried_without_and_remembered(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(RejectResponseFormat(), Reply("A lighthouse at dusk."))
     provider = make_provider(fake, client, clock)
@@ -559,7 +567,7 @@ async def test_response_format_rejected_is_retried_without_and_remembered(
 
 
 async def test_no_endpoint_with_required_parameters_drops_response_format(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     # The fake's 7B model lacks structured output: require_parameters leaves no endpoint (404).
     provider = make_provider(fake, client, clock, models=(QWEN_7B,))
@@ -573,7 +581,7 @@ async def test_no_endpoint_with_required_parameters_drops_response_format(
 
 
 async def test_models_lists_chain_in_order_with_prices(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock, models=(QWEN_72B, TEXT_ONLY_MODEL, GEMINI))
     infos = await provider.models()
@@ -592,7 +600,7 @@ async def test_models_lists_chain_in_order_with_prices(
 
 
 async def test_models_without_chain_lists_every_vision_model(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     infos = await make_provider(fake, client, clock, models=()).models()
     ids = {m.id for m in infos}
@@ -600,7 +608,7 @@ async def test_models_without_chain_lists_every_vision_model(
 
 
 async def test_models_listing_failure_falls_back_to_configured_ids(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.models_status = 500
     infos = await make_provider(fake, client, clock).models()
@@ -612,7 +620,7 @@ async def test_models_listing_failure_falls_back_to_configured_ids(
 
 
 async def test_openai_mode_sends_plain_model_and_no_provider_object(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock, openrouter=False, models=(QWEN_72B, GEMINI))
     assert provider.name == "openai"
@@ -630,7 +638,7 @@ async def test_openai_mode_sends_plain_model_and_no_provider_object(
 
 
 async def test_openai_mode_without_key_sends_no_authorization(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock, openrouter=False, api_key=None)
     with pytest.raises(UpstreamError):  # the fake insists on a key, a local Ollama would not
@@ -639,18 +647,24 @@ async def test_openai_mode_without_key_sends_no_authorization(
 
 
 async def test_aclose_leaves_a_shared_client_open(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     provider = make_provider(fake, client, clock)
     await provider.aclose()
-    assert not client.is_closed
-    owned = ChatCompletionsProvider(ChatConfig(base_url=fake.base_url, models=CHAIN))
+    assert not client.closed
+    owned = ChatCompletionsProvider(
+        ChatConfig(base_url=fake.base_url, api_key=fake.api_key, models=CHAIN)
+    )
+    fake.enqueue(Reply())
+    await owned.complete(make_request())  # opens its own session, in the running loop
+    session = owned._client
+    assert session is not None
     await owned.aclose()
-    assert owned._client.is_closed
+    assert session.closed
 
 
 async def test_retry_after_above_cap_is_not_waited_out(
-    fake: FakeOpenRouter, client: httpx.AsyncClient, clock: FakeTime
+    fake: FakeOpenRouter, client: aiohttp.ClientSession, clock: FakeTime
 ) -> None:
     fake.enqueue(Status(503, retry_after=45), Reply())
     with pytest.raises(UpstreamUnavailable) as caught:
@@ -684,9 +698,9 @@ def _chat_body(**changes: Any) -> dict[str, Any]:
     ],
 )
 async def test_fake_rejects_malformed_requests(
-    changes: dict[str, Any], message: str, fake: FakeOpenRouter, client: httpx.AsyncClient
+    changes: dict[str, Any], message: str, fake: FakeOpenRouter, http: httpx.AsyncClient
 ) -> None:
-    response = await client.post(
+    response = await http.post(
         f"{fake.base_url}/chat/completions",
         json=_chat_body(**changes),
         headers={"Authorization": f"Bearer {fake.api_key}"},
@@ -697,11 +711,11 @@ async def test_fake_rejects_malformed_requests(
 
 
 async def test_fake_flags_undecodable_image(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, http: httpx.AsyncClient
 ) -> None:
     part = {"type": "image_url", "image_url": {"url": "data:image/png;base64,%%%"}}
     body = _chat_body(messages=[{"role": "user", "content": [part]}])
-    response = await client.post(
+    response = await http.post(
         f"{fake.base_url}/chat/completions",
         json=body,
         headers={"Authorization": f"Bearer {fake.api_key}"},
@@ -711,23 +725,23 @@ async def test_fake_flags_undecodable_image(
 
 
 async def test_fake_requires_auth_and_serves_generation_and_key(
-    fake: FakeOpenRouter, client: httpx.AsyncClient
+    fake: FakeOpenRouter, http: httpx.AsyncClient
 ) -> None:
     url = f"{fake.base_url}/chat/completions"
-    assert (await client.post(url, json=_chat_body())).status_code == 401
+    assert (await http.post(url, json=_chat_body())).status_code == 401
     auth = {"Authorization": f"Bearer {fake.api_key}"}
     key_url = f"{fake.base_url}/key"
     # The key's usage is cumulative, as OpenRouter's is: one answer adds its cost. (Read before
     # and after: a CI run under Python 3.13 once found usage already on this module's server.)
-    before = (await client.get(key_url, headers=auth)).json()["data"]["usage"]
-    answer = await client.post(url, json=_chat_body(), headers=auth)
+    before = (await http.get(key_url, headers=auth)).json()["data"]["usage"]
+    answer = await http.post(url, json=_chat_body(), headers=auth)
     gen_id = answer.json()["id"]
     assert answer.headers["x-generation-id"] == gen_id
 
     generation = f"{fake.base_url}/generation"
-    first = await client.get(generation, params={"id": gen_id}, headers=auth)
-    second = await client.get(generation, params={"id": gen_id}, headers=auth)
+    first = await http.get(generation, params={"id": gen_id}, headers=auth)
+    second = await http.get(generation, params={"id": gen_id}, headers=auth)
     assert first.status_code == 404  # not yet queryable right after completion
     assert second.json()["data"]["total_cost"] == answer.json()["usage"]["cost"]
-    key = await client.get(key_url, headers=auth)
+    key = await http.get(key_url, headers=auth)
     assert key.json()["data"]["usage"] - before == pytest.approx(answer.json()["usage"]["cost"])

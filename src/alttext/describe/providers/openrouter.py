@@ -15,6 +15,7 @@ that just failed, and when every circuit is open the call fails at once with 503
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from alttext.describe.errors import (
     AppError,
@@ -81,8 +82,9 @@ class ChatConfig:
 class ChatCompletionsProvider:
     """The ``Provider`` for OpenRouter (``config.openrouter``) or any OpenAI-compatible server.
 
-    The httpx client belongs to the app (one per process); pass ``client=None`` to let the
-    provider own one, which ``aclose`` then closes. ``sleep``, ``clock`` and ``jitter`` are
+    The aiohttp session belongs to the app (one per process, ``runtime.provider_client``);
+    pass ``client=None`` to let the provider open one on its first call, which ``aclose``
+    then closes. ``sleep``, ``clock`` and ``jitter`` are
     injectable so tests can watch the backoff without waiting for it. ``on_upstream`` is told
     of every HTTP call to the server (retries included): model, outcome and seconds.
     ``breakers`` (optional) holds a circuit per model; without it every attempt asks the whole
@@ -92,7 +94,7 @@ class ChatCompletionsProvider:
     def __init__(
         self,
         config: ChatConfig,
-        client: httpx.AsyncClient | None = None,
+        client: aiohttp.ClientSession | None = None,
         *,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -103,7 +105,7 @@ class ChatCompletionsProvider:
         self._config = config
         self.breakers = breakers
         self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient()
+        self._client = client
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
@@ -204,12 +206,13 @@ class ChatCompletionsProvider:
         if self._models_cache and now - self._models_cache[0] < self._config.models_cache_s:
             return list(self._models_cache[1])
         try:
-            response = await self._client.get(
-                f"{self._base}/models", headers=self._headers(), timeout=self._config.timeout_s
-            )
-            response.raise_for_status()
-            listing = parse_model_listing(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+            async with asyncio.timeout(self._config.timeout_s):
+                async with self._session().get(
+                    f"{self._base}/models", headers=self._headers()
+                ) as response:
+                    response.raise_for_status()
+                    listing = parse_model_listing(json.loads(await response.read()))
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             # Not cached: the next call tries again. Configured ids are still the truth.
             logger.warning("model listing failed: %s", scrub(str(exc), self._secrets()))
             return [ModelInfo(id=m, name=m) for m in self._config.models]
@@ -234,8 +237,15 @@ class ChatCompletionsProvider:
         }
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        if self._owns_client and self._client is not None:
+            await self._client.close()
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._client is None:  # opened here, in the running loop, as aiohttp requires
+            self._client = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
+            )
+        return self._client
 
     # -- one attempt -------------------------------------------------------------------------
 
@@ -270,33 +280,33 @@ class ChatCompletionsProvider:
         timeout_s = max(timeout_s, 0.001)
         try:
             async with asyncio.timeout(timeout_s):
-                response = await self._client.post(
+                async with self._session().post(
                     f"{self._base}/chat/completions",
-                    content=content,
+                    data=content,
                     headers={**self._headers(), "Content-Type": "application/json"},
-                    timeout=timeout_s,
-                )
-        except (TimeoutError, httpx.TimeoutException):
+                ) as response:
+                    raw = await response.read()
+        except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too
             raise AttemptFailed(
                 f"{self._label} did not answer within {timeout_s:.1f}s",
                 retryable=True,
                 final=UpstreamTimeout,
             ) from None
-        except httpx.ConnectError:
+        except aiohttp.ClientConnectorError:  # refused, unresolvable, TLS not verified
             raise AttemptFailed(
                 f"{self._label} could not be reached", retryable=True, final=UpstreamUnavailable
             ) from None
-        except httpx.TransportError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise AttemptFailed(
                 f"{self._label} connection failed ({type(exc).__name__})", retryable=True
             ) from None
         try:
-            payload: Any = response.json()
+            payload: Any = json.loads(raw)
         except ValueError:
             payload = None
-        if response.status_code != 200:
+        if response.status != 200:
             raise status_failure(
-                response.status_code,
+                response.status,
                 payload,
                 label=self._label,
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
