@@ -65,6 +65,7 @@ def configure_logging(level: str = "INFO") -> None:
     for name in (
         "httpx",
         "httpcore",
+        "aiohttp",
         "uvicorn.access",
         "RapidOCR",
         "rapidocr",

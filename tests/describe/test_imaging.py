@@ -58,3 +58,14 @@ def test_prepare_sends_a_small_reduction_through_it(monkeypatch: pytest.MonkeyPa
     prepared = prepare_image(encode(Image.fromarray(noisy), "JPEG"), ImageLimits())
     assert calls == [((1155, 866), (768, 576))]
     assert (prepared.sent_width, prepared.sent_height) == (768, 576)
+
+
+@pytest.mark.parametrize("sigma", [0.25, 0.45, 0.56, 0.58, 0.6, 0.75, 0.87, 1.3])
+def test_the_short_kernel_blurs_as_opencvs_full_one(sigma: float) -> None:
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    taps = imaging._taps(sigma)
+    short = cv2.GaussianBlur(noise, (taps, taps), sigma).astype(int)
+    full = cv2.GaussianBlur(noise, (0, 0), sigma).astype(int)
+    assert np.abs(short - full).max() <= 3
+    assert taps <= 5 or sigma > 0.87

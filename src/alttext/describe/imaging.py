@@ -96,12 +96,12 @@ def _cv2() -> Any:
 
 def shrink_photo(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     """A photo (L or RGB) reduced to ``size`` by less than 2x per side: a Gaussian prefilter
-    against aliasing (sigma = 0.8 x sqrt(f^2 - 1) / 2 for a reduction by f) and bilinear
-    interpolation.
+    against aliasing (sigma = sqrt(f^2 - 1) / 2 for a reduction by f: the blur that takes a
+    pixel's own sigma of 1/2 to the coarser grid's f/2) and bilinear interpolation.
 
-    Half the CPU of libvips' linear kernel, and as close to a float Lanczos-3 reference on a
-    zone plate and on photos (a 1 MP photo to 768 px: 1.9 against 4.0 ms; docs/decisions.md),
-    with no copy into and out of another library's image type."""
+    Under half the CPU of libvips' linear kernel (a 1 MP photo to 768 px: 1.5 against 4.0 ms),
+    keeping as much of the detail the smaller image can show, and letting through under half
+    of the aliasing that plain sampling would (docs/decisions.md)."""
     cv2 = _cv2()
     arr = np.asarray(img)
     sigmas = [
@@ -109,12 +109,24 @@ def shrink_photo(img: Image.Image, size: tuple[int, int]) -> Image.Image:
         for source, target in ((img.width, size[0]), (img.height, size[1]))
     ]
     # A sigma of 0 would make OpenCV derive one from the kernel size; this one is a no-op.
-    blurred = cv2.GaussianBlur(
-        arr, (0, 0), sigmaX=max(sigmas[0], 1e-3), sigmaY=max(sigmas[1], 1e-3)
-    )
+    sigma_x, sigma_y = (max(sigma, 1e-3) for sigma in sigmas)
+    ksize = (_taps(sigma_x), _taps(sigma_y))
+    blurred = cv2.GaussianBlur(arr, ksize, sigmaX=sigma_x, sigmaY=sigma_y)
     out = Image.fromarray(cv2.resize(blurred, size, interpolation=cv2.INTER_LINEAR))
     out.info = dict(img.info)
     return out
+
+
+def _taps(sigma: float) -> int:
+    """The Gaussian's width in pixels: the fewest taps whose cut-off tails each weigh under
+    1/512 of the kernel. Three up to sigma 0.58 (a reduction by up to 1.53x), five up to 0.87
+    (just under 2x): within 3 levels of OpenCV's default six-sigma kernel on photos, noise
+    and stripes, for a third less CPU at 1.5x (0.8 against 1.2 ms for 1 MP)."""
+    if sigma <= 0.58:
+        return 3
+    if sigma <= 0.87:
+        return 5
+    return 2 * math.ceil(3 * sigma) + 1
 
 
 @cache

@@ -710,9 +710,7 @@ async def test_fake_rejects_malformed_requests(
     assert message in response.json()["error"]["message"]
 
 
-async def test_fake_flags_undecodable_image(
-    fake: FakeOpenRouter, http: httpx.AsyncClient
-) -> None:
+async def test_fake_flags_undecodable_image(fake: FakeOpenRouter, http: httpx.AsyncClient) -> None:
     part = {"type": "image_url", "image_url": {"url": "data:image/png;base64,%%%"}}
     body = _chat_body(messages=[{"role": "user", "content": [part]}])
     response = await http.post(
