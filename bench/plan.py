@@ -47,6 +47,8 @@ class Plan:
     # Other scripts: runs per command (bench_cli.py) and per input (bench_local.py).
     cli_runs: int
     local_runs: int
+    # bench/bench_upstream.py: calls per client and transport.
+    upstream_calls: int
     # Hard limit for one script run by run.py (a stuck script fails the run, it does not hang).
     script_cap_s: float
 
@@ -75,6 +77,7 @@ FULL = Plan(
     cache_delay_s=0.8,
     cli_runs=15,
     local_runs=10,
+    upstream_calls=300,
     script_cap_s=900.0,
 )
 
@@ -101,6 +104,7 @@ QUICK = Plan(
     cache_delay_s=0.8,
     cli_runs=3,
     local_runs=2,
+    upstream_calls=50,
     script_cap_s=300.0,
 )
 

@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark, write docs/benchmarks.md and docs/benchmarks.json.
 
-    python bench/run.py [--only cli,image,local,service]
+    python bench/run.py [--only cli,image,upstream,local,service]
     BENCH_QUICK=1 python bench/run.py       (make bench BENCH_QUICK=1)
 
 The full plan writes docs/; the quick plan, or a subset, writes var/bench/ (BENCH_OUT=folder
@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHES = [
     ("cli", "CLI startup", "bench/bench_cli.py", True),
     ("image", "Image preparation", "bench/bench_image.py", False),
+    ("upstream", "The model server's HTTP client", "bench/bench_upstream.py", False),
     ("local", "Offline engine", "bench/bench_local.py", True),
     ("service", "Service under load", "bench/bench_api.py", True),
 ]
@@ -50,6 +51,7 @@ LIBRARIES = [
     "sqlalchemy",
     "aiosqlite",
     "httpx",
+    "aiohttp",
     "pillow",
     "pillow-heif",
     "pyvips",
@@ -57,6 +59,7 @@ LIBRARIES = [
     "numpy",
     "onnxruntime",
     "rapidocr",
+    "opencv-python-headless",
     "alttext",
 ]
 
@@ -66,6 +69,8 @@ def script_args(key: str, plan: Plan) -> list[str]:
         return ["--runs", str(plan.cli_runs)]
     if key == "local":
         return ["--runs", str(plan.local_runs)]
+    if key == "upstream":
+        return ["--calls", str(plan.upstream_calls)]
     return []
 
 

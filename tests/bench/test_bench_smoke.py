@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -193,3 +196,26 @@ async def test_the_load_generator_counts_answers_failures_and_cuts() -> None:
     assert summary["cached_true"] == 1
     assert summary["server_timing_median_ms"] == {"prepare": 3}
     assert "busy" in summary["first_errors"]["503"]
+
+
+def test_the_upstream_client_bench_compares_every_client_on_both_transports() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "bench/bench_upstream.py", "--calls", "4"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    [rows] = parse_tables(done.stdout)
+    assert [(r["transport"], r["client"]) for r in rows] == [
+        ("http", "aiohttp, HTTP/1.1 (the service's)"),
+        ("http", "httpx (HTTP/1.1 only): HTTP/1.1"),
+        ("http", "httpx (HTTP/2 offered): HTTP/1.1"),
+        ("TLS", "aiohttp, HTTP/1.1 (the service's)"),
+        ("TLS", "httpx (HTTP/1.1 only): HTTP/1.1"),
+        ("TLS", "httpx (HTTP/2 offered): HTTP/2"),
+    ]
+    assert all(isinstance(r["CPU ms per call"], float) for r in rows)
