@@ -37,17 +37,25 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
-def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, tuple[int, int]]]:
-    """Every Pillow decode prepare_image makes: (the long side asked for, the size decoded)."""
-    seen: list[tuple[int, tuple[int, int]]] = []
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int, int]]]:
+    """Every decode prepare_image makes: (the decoder, the size decoded)."""
+    seen: list[tuple[str, tuple[int, int]]] = []
     real = image._decode
+    real_opencv = imaging.decode_jpeg
 
     def spy(img: Image.Image, fmt: str, long_side: int) -> Any:
         out = real(img, fmt, long_side)
-        seen.append((long_side, out[0].size))
+        seen.append(("pillow", out[0].size))
+        return out
+
+    def spy_opencv(data: bytes, *, scale: int, grey: bool) -> Any:
+        out = real_opencv(data, scale=scale, grey=grey)
+        if out is not None:
+            seen.append(("opencv", (out.shape[1], out.shape[0])))
         return out
 
     monkeypatch.setattr(image, "_decode", spy)
+    monkeypatch.setattr(imaging, "decode_jpeg", spy_opencv)
     return seen
 
 
@@ -67,7 +75,7 @@ def page(width: int, height: int) -> Image.Image:
 def test_large_jpeg_photo_is_decoded_once_at_a_quarter_scale(decodes):
     prepared = prepare_image(encode(photo(4000, 3000), "JPEG", quality=90))
     # 1/4 scale (1000x750) is the smallest that still covers 768 px; 1/8 would be 500 px.
-    assert decodes == [(768, (1000, 750))]
+    assert decodes == [("opencv", (1000, 750))]
     assert (prepared.sent_width, prepared.sent_height) == (768, 576)
     assert not prepared.text_heavy
 
@@ -77,7 +85,7 @@ def test_text_heavy_jpeg_is_recognised_on_the_reduced_decode_then_decoded_for_te
     assert prepared.text_heavy
     # First decode at the photo's scale (1/4: 620x877) told it was text; the second, at 1/2
     # (1240x1754), is the smallest that covers the 1536 px text size.
-    assert decodes == [(768, (620, 877)), (1536, (1240, 1754))]
+    assert decodes == [("opencv", (620, 877)), ("pillow", (1240, 1754))]
     assert (prepared.sent_width, prepared.sent_height) == (1086, 1536)
 
 
@@ -125,7 +133,7 @@ def test_orientation_is_applied_after_a_reduced_decode():
 def test_large_cmyk_jpeg_is_reduced_and_converted(decodes):
     img = Image.new("CMYK", (3200, 2400), (0, 255, 255, 0))  # C0 M100 Y100 K0: red
     prepared = prepare_image(encode(img, "JPEG", quality=90))
-    assert decodes[0][1] == (800, 600)
+    assert decodes == [("pillow", (800, 600))]  # OpenCV is not asked: CMYK stays with Pillow
     assert prepared.pixels.mode == "RGB"
     assert prepared.pixels.size == (768, 576)
     r, g, b = prepared.pixels.getpixel((300, 300))
@@ -315,3 +323,86 @@ def test_no_image_byte_reaches_a_log_at_debug_level(backend, caplog):
     prepare_image(data)
     for record in caplog.records:
         assert "marker-5f3a9c" not in record.getMessage(), record.name
+
+
+# --- JPEG photos through OpenCV's decode: the same result as Pillow's path -----------------------
+
+
+def _pillow_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imaging, "decode_jpeg", lambda data, *, scale, grey: None)
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+@pytest.mark.parametrize("size", [(1155, 866), (4000, 3000), (640, 480)])
+def test_opencvs_decode_gives_what_pillows_path_gave(
+    monkeypatch: pytest.MonkeyPatch, orientation: int, size: tuple[int, int]
+) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(photo(*size), "JPEG", quality=92, exif=exif.tobytes())
+    ours = prepare_image(data)
+    _pillow_only(monkeypatch)
+    pillows = prepare_image(data)
+    assert (ours.width, ours.height, ours.sent_width, ours.sent_height) == (
+        pillows.width,
+        pillows.height,
+        pillows.sent_width,
+        pillows.sent_height,
+    )
+    assert (ours.mime, ours.text_heavy) == (pillows.mime, pillows.text_heavy)
+    a = np.asarray(ours.pixels, dtype=np.float64)
+    b = np.asarray(pillows.pixels, dtype=np.float64)
+    # The same picture, upright: both decoders are libjpeg-turbo (identical pixels here), and
+    # any difference left would come from the resize that follows.
+    assert np.mean((a - b) ** 2) < 255**2 / 10**3.8  # PSNR above 38 dB
+
+
+def test_a_grey_jpeg_is_decoded_as_grey(decodes: list[tuple[str, tuple[int, int]]]) -> None:
+    prepared = prepare_image(encode(photo(1155, 866).convert("L"), "JPEG", quality=90))
+    assert decodes == [("opencv", (1155, 866))]
+    assert prepared.mime == "image/jpeg"
+    assert Image.open(io.BytesIO(prepared.data)).mode == "L"  # one channel sent
+
+
+def test_a_jpeg_opencv_refuses_gets_pillows_answer(
+    decodes: list[tuple[str, tuple[int, int]]],
+) -> None:
+    data = encode(photo(1155, 866), "JPEG", quality=90)
+    with pytest.raises(InvalidImage, match="truncated or corrupt"):
+        prepare_image(data[: len(data) // 2])
+    assert decodes == []  # OpenCV refused it, and Pillow's decode raised
+
+
+def test_an_embedded_profile_reaches_the_colour_conversion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from PIL import ImageCms
+
+    adobe_like = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    data = encode(photo(1155, 866), "JPEG", quality=90, icc_profile=adobe_like)
+    seen: list[bytes | None] = []
+    real = imaging.to_srgb
+
+    def spy(img: Image.Image) -> Image.Image:
+        seen.append(img.info.get("icc_profile"))
+        return real(img)
+
+    monkeypatch.setattr(imaging, "to_srgb", spy)
+    prepare_image(data)
+    assert seen == [adobe_like]
+
+
+@pytest.mark.parametrize("make", ["screenshot", "photo", "page", "grey"])
+def test_the_text_test_on_pixels_matches_the_one_on_images(make: str) -> None:
+    img = {
+        "screenshot": lambda: screenshot(1920, 1080),
+        "photo": lambda: photo(1155, 866),
+        "page": lambda: page(1240, 1754),
+        "grey": lambda: page(1240, 1754).convert("L"),
+    }[make]()
+    verdict = imaging.looks_text_heavy(img)
+    pixels = np.asarray(img)
+    assert imaging.looks_text_heavy_pixels(pixels) == verdict
+    if pixels.ndim == 3:
+        assert imaging.looks_text_heavy_pixels(np.ascontiguousarray(pixels[..., ::-1])) == verdict
+    assert verdict == (make != "photo")

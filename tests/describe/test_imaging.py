@@ -46,13 +46,13 @@ def test_detail_the_smaller_image_can_show_is_kept() -> None:
 
 def test_prepare_sends_a_small_reduction_through_it(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[tuple[int, int], tuple[int, int]]] = []
-    real = imaging.shrink_photo
+    real = imaging.shrink_photo_pixels
 
-    def spy(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-        calls.append((img.size, size))
-        return real(img, size)
+    def spy(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        calls.append(((pixels.shape[1], pixels.shape[0]), size))
+        return real(pixels, size)
 
-    monkeypatch.setattr(image.imaging, "shrink_photo", spy)
+    monkeypatch.setattr(image.imaging, "shrink_photo_pixels", spy)
     rng = np.random.default_rng(1)
     noisy = rng.integers(0, 256, (866, 1155, 3), dtype=np.uint8)
     prepared = prepare_image(encode(Image.fromarray(noisy), "JPEG"), ImageLimits())

@@ -7,8 +7,10 @@ Choices worth knowing (see the function docstrings for the why):
 * Decoding does no more work than the size sent needs: a JPEG is decoded at the smallest DCT
   scale that still covers a photo's size (a quarter of the pixels of a 12 MP photo), the
   text-heaviness test runs on that decode, and only a text-heavy JPEG is decoded again at the
-  larger scale text needs. PNG goes through libvips when it is installed (image_vips.py: about
-  3x faster there); every other format, and PNG without libvips, through Pillow.
+  larger scale text needs. That first decode of a YCbCr or grey JPEG is OpenCV's (the same
+  libjpeg-turbo, into an array a photo is shrunk in; Pillow's 4-byte pixels cost a copy).
+  PNG goes through libvips when it is installed (image_vips.py: about 3x faster there); every
+  other format, and PNG without libvips, through Pillow.
 * Colour: an embedded non-sRGB ICC profile is converted to sRGB with LittleCMS; a broken profile is
   ignored. The output never carries a profile, EXIF, XMP, comments or text chunks.
 * Transparency is flattened onto a background that contrasts with the visible content (white, or
@@ -24,6 +26,7 @@ import hashlib
 import io
 import struct
 from dataclasses import dataclass
+from typing import Literal
 
 import pillow_heif
 from PIL import Image, features
@@ -135,7 +138,11 @@ def prepare_image(data: bytes, limits: ImageLimits = ImageLimits()) -> PreparedI
         img.close()  # only its header was read: libvips decodes
         shrunk = _shrink_vips(data, fmt, limits)
     else:
-        shrunk = _shrink_pillow(img, data, fmt, limits)
+        photo = _shrink_jpeg_photo(img, data, limits) if fmt == "jpeg" else None
+        if isinstance(photo, _Shrunk):
+            shrunk = photo
+        else:  # not a JPEG OpenCV decoded, or one found to be text-heavy (photo is True)
+            shrunk = _shrink_pillow(img, data, fmt, limits, text_heavy=photo)
     img = imaging.to_srgb(shrunk.img)
     had_alpha = img.mode == "RGBA"
     if had_alpha:
@@ -165,16 +172,25 @@ class _Shrunk:
     text_heavy: bool
 
 
-def _shrink_pillow(img: Image.Image, data: bytes, fmt: str, limits: ImageLimits) -> _Shrunk:
+def _shrink_pillow(
+    img: Image.Image,
+    data: bytes,
+    fmt: str,
+    limits: ImageLimits,
+    *,
+    text_heavy: bool | None = None,
+) -> _Shrunk:
     """Decode with Pillow (JPEG at a reduced DCT scale), test, downscale, turn upright.
 
     Entropy decoding dominates a large JPEG and no reduced-size decode skips it (a 1/8 scale
     decode of a 12 MP photo still took 40 of the 47 ms of a 1/4 scale one), so a JPEG is decoded
     once, at the scale a photo needs, never twice to decide first; only a text-heavy JPEG pays a
-    second decode, at the scale text needs."""
+    second decode, at the scale text needs. ``text_heavy``: the verdict, when an earlier
+    decode already gave it (then the first decode is at the scale it needs)."""
     width, height = img.size
     # Never below the text test's sample, so a tiny configured target cannot blur the verdict.
-    img, box = _decode(img, fmt, max(limits.target_long_side, imaging.TEXT_SAMPLE))
+    first = limits.text_long_side if text_heavy else limits.target_long_side
+    img, box = _decode(img, fmt, max(first, imaging.TEXT_SAMPLE))
     try:
         orientation = _orientation(img)
     except _DECODE_ERRORS as exc:
@@ -182,7 +198,8 @@ def _shrink_pillow(img: Image.Image, data: bytes, fmt: str, limits: ImageLimits)
     swap = orientation in (5, 6, 7, 8)
     if swap:
         width, height = height, width
-    text_heavy = imaging.looks_text_heavy(img)
+    if text_heavy is None:
+        text_heavy = imaging.looks_text_heavy(img)
     long_side = limits.text_long_side if text_heavy else limits.target_long_side
     sent_w, sent_h = _fit((width, height), long_side)
     stored = (sent_h, sent_w) if swap else (sent_w, sent_h)
@@ -194,6 +211,58 @@ def _shrink_pillow(img: Image.Image, data: bytes, fmt: str, limits: ImageLimits)
     if transpose is not None:
         img = img.transpose(transpose)
     return _Shrunk(img, width, height, text_heavy)
+
+
+def _shrink_jpeg_photo(
+    img: Image.Image, data: bytes, limits: ImageLimits
+) -> _Shrunk | Literal[True] | None:
+    """A YCbCr or grey JPEG decoded by OpenCV's libjpeg-turbo straight into an array, at the
+    DCT scale Pillow's draft would pick, tested, and shrunk there if it is a photo. True if it
+    looks text-heavy (Pillow's path decodes it again, at the scale text needs); None for
+    anything else (CMYK, a partial last block, a decode OpenCV refuses), which then takes
+    Pillow's path from its header as before, errors included.
+
+    Pillow decodes into 4-byte pixels and copies them out again for the resize: OpenCV's
+    decode and the array path save about 1 ms of a 1 MP photo's 10 (docs/decisions.md).
+    ``img`` has only its header read; nothing of it is changed here."""
+    if img.mode not in ("RGB", "L") or len(getattr(img, "tile", ())) != 1:
+        return None
+    try:
+        orientation = _orientation(img)
+    except _DECODE_ERRORS:
+        return None  # Pillow's path says what is wrong with it
+    width, height = img.size
+    wanted = _fit((width, height), max(limits.target_long_side, imaging.TEXT_SAMPLE))
+    scale = 1
+    for candidate in (8, 4, 2):  # Pillow's draft: the largest scale that still covers it
+        if min(width // wanted[0], height // wanted[1]) >= candidate:
+            scale = candidate
+            break
+    pixels = imaging.decode_jpeg(data, scale=scale, grey=img.mode == "L")
+    if pixels is None or pixels.shape[:2] != (-(-height // scale), -(-width // scale)):
+        return None
+    if imaging.looks_text_heavy_pixels(pixels):
+        return True
+    swap = orientation in (5, 6, 7, 8)
+    upright = (height, width) if swap else (width, height)
+    sent_w, sent_h = _fit(upright, limits.target_long_side)
+    stored = (sent_h, sent_w) if swap else (sent_w, sent_h)
+    whole = scale == 1 or (width % scale == 0 and height % scale == 0)
+    small_step = pixels.shape[1] < 2 * stored[0] and pixels.shape[0] < 2 * stored[1]
+    if (pixels.shape[1], pixels.shape[0]) == stored:
+        shrunk_pixels = pixels
+    elif whole and small_step:
+        shrunk_pixels = imaging.shrink_photo_pixels(pixels, stored)
+    else:
+        return None  # a partial last block or a large step: Pillow's box-aware resize
+    out = Image.fromarray(imaging.rgb_from_bgr(shrunk_pixels))
+    icc = img.info.get("icc_profile")
+    if icc:
+        out.info["icc_profile"] = icc
+    transpose = _ORIENT.get(orientation)
+    if transpose is not None:
+        out = out.transpose(transpose)
+    return _Shrunk(out, upright[0], upright[1], text_heavy=False)
 
 
 def _shrink_vips(data: bytes, fmt: str, limits: ImageLimits) -> _Shrunk:

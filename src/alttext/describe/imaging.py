@@ -66,7 +66,25 @@ def looks_text_heavy(img: Image.Image) -> bool:
     w, h = img.size
     scale = min(1.0, TEXT_SAMPLE / max(w, h))
     thumb = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), _NEAREST)
-    rgb = np.asarray(thumb.convert("RGB"), dtype=np.int16)
+    return _text_heavy(np.asarray(thumb.convert("RGB"), dtype=np.int16))
+
+
+def looks_text_heavy_pixels(pixels: np.ndarray) -> bool:
+    """:func:`looks_text_heavy` of decoded pixels (H x W grey, or H x W x 3 in either channel
+    order: the test sums channels and counts colours, so order does not change it), sampled
+    at exactly the pixels Pillow's nearest-neighbour resize picks (OpenCV's
+    INTER_NEAREST_EXACT), so the verdict is the same."""
+    h, w = pixels.shape[:2]
+    scale = min(1.0, TEXT_SAMPLE / max(w, h))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    cv2 = _cv2()
+    sample = cv2.resize(pixels, size, interpolation=cv2.INTER_NEAREST_EXACT).astype(np.int16)
+    if sample.ndim == 2:
+        sample = np.repeat(sample[..., None], 3, axis=2)
+    return _text_heavy(sample)
+
+
+def _text_heavy(rgb: np.ndarray) -> bool:
     if rgb.shape[0] < 2 or rgb.shape[1] < 2:
         return False
     # Three adds, not sum(axis=2): a reduction over a 3-long axis is ten times slower in NumPy.
@@ -102,19 +120,58 @@ def shrink_photo(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     Under half the CPU of libvips' linear kernel (a 1 MP photo to 768 px: 1.5 against 4.0 ms),
     keeping as much of the detail the smaller image can show, and letting through under half
     of the aliasing that plain sampling would (docs/decisions.md)."""
+    out = Image.fromarray(shrink_photo_pixels(np.asarray(img), size))
+    out.info = dict(img.info)
+    return out
+
+
+def shrink_photo_pixels(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`shrink_photo` of decoded pixels (H x W, or H x W x channels in any order)."""
     cv2 = _cv2()
-    arr = np.asarray(img)
+    height, width = pixels.shape[:2]
     sigmas = [
         math.sqrt(max(source / target, 1.0) ** 2 - 1.0) / 2
-        for source, target in ((img.width, size[0]), (img.height, size[1]))
+        for source, target in ((width, size[0]), (height, size[1]))
     ]
     # A sigma of 0 would make OpenCV derive one from the kernel size; this one is a no-op.
     sigma_x, sigma_y = (max(sigma, 1e-3) for sigma in sigmas)
     ksize = (_taps(sigma_x), _taps(sigma_y))
-    blurred = cv2.GaussianBlur(arr, ksize, sigmaX=sigma_x, sigmaY=sigma_y)
-    out = Image.fromarray(cv2.resize(blurred, size, interpolation=cv2.INTER_LINEAR))
-    out.info = dict(img.info)
-    return out
+    blurred = cv2.GaussianBlur(pixels, ksize, sigmaX=sigma_x, sigmaY=sigma_y)
+    resized: np.ndarray = cv2.resize(blurred, size, interpolation=cv2.INTER_LINEAR)
+    return resized
+
+
+def decode_jpeg(data: bytes, *, scale: int, grey: bool) -> np.ndarray | None:
+    """A JPEG's pixels decoded by OpenCV at 1/``scale`` (1, 2, 4 or 8; the DCT scaling
+    Pillow's draft uses): H x W for ``grey``, else H x W x 3 in BGR order. EXIF orientation is
+    not applied (the caller does, from the header). None when OpenCV refuses the data, a
+    truncated file included: the caller falls back to Pillow, which says why."""
+    cv2 = _cv2()
+    flags = {
+        (1, False): cv2.IMREAD_COLOR,
+        (2, False): cv2.IMREAD_REDUCED_COLOR_2,
+        (4, False): cv2.IMREAD_REDUCED_COLOR_4,
+        (8, False): cv2.IMREAD_REDUCED_COLOR_8,
+        (1, True): cv2.IMREAD_GRAYSCALE,
+        (2, True): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+        (4, True): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+        (8, True): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+    }[(scale, grey)]
+    try:
+        pixels: np.ndarray | None = cv2.imdecode(
+            np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION
+        )
+    except cv2.error:
+        return None
+    return pixels
+
+
+def rgb_from_bgr(pixels: np.ndarray) -> np.ndarray:
+    """BGR to RGB (grey passes through), as a new contiguous array."""
+    if pixels.ndim == 2:
+        return pixels
+    converted: np.ndarray = _cv2().cvtColor(pixels, _cv2().COLOR_BGR2RGB)
+    return converted
 
 
 def _taps(sigma: float) -> int:
