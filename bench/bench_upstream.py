@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stack import stop_on_eof
+
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 16
 WARM_UP = 32
@@ -165,13 +167,7 @@ async def run(calls: int) -> None:
                     transport = "http" if mode == "plain" else "TLS"
                     print(f"| {transport} | {client} | {ms:.2f} |", flush=True)
             finally:
-                assert proc.stdin is not None
-                proc.stdin.close()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_on_eof(proc)
 
 
 def main() -> None:

@@ -46,6 +46,17 @@ def raise_fd_limit() -> int:
     return soft
 
 
+def stop_on_eof(proc: subprocess.Popen[str]) -> None:
+    """End a helper process that exits when its stdin closes; kill it after 10 s."""
+    if proc.stdin:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class FakeModel:
     proc: subprocess.Popen[str]
@@ -158,13 +169,7 @@ class Stack:
                 raise RuntimeError(f"the fake model did not start: {line!r}")
             yield FakeModel(proc, line.split()[1])
         finally:
-            if proc.stdin:
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_on_eof(proc)
 
     @contextlib.contextmanager
     def servers(self, count: int, model: FakeModel) -> Iterator[list[Server]]:
