@@ -101,3 +101,33 @@ def test_exceptions_keep_type_and_traceback(
     assert record["error_type"] == "ValueError"
     assert "Traceback" in record["traceback"]
     assert record["request_id"] == "req_9"
+
+
+def test_image_metadata_read_at_debug_never_reaches_a_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pillow logs each EXIF tag's value as it reads it, at DEBUG (a GPS position included):
+    even with the service's level at DEBUG, none of it is logged."""
+    from PIL import Image
+
+    from alttext.logging_setup import configure_logging
+
+    root = logging.getLogger()
+    # A fresh configuration (restored afterwards), keeping caplog's own handler.
+    fresh = [h for h in root.handlers if not getattr(h, "_alttext", False)]
+    monkeypatch.setattr(root, "handlers", fresh)
+    monkeypatch.setattr(root, "level", root.level)
+    for name in ("PIL", "PIL.TiffImagePlugin"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+    configure_logging("DEBUG")
+    exif = Image.Exif()
+    exif[0x010E] = "secret-description"
+    exif.get_ifd(0x8825)[2] = (51.0, 30.0, 0.0)  # GPSLatitude
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "JPEG", exif=exif.tobytes())
+    with caplog.at_level(logging.DEBUG, logger="alttext"):
+        read = Image.open(io.BytesIO(buf.getvalue())).getexif()
+        assert read[0x010E] == "secret-description"
+        assert read.get_ifd(0x8825)
+    assert not [r for r in caplog.records if r.name.startswith("PIL")], caplog.text
+    assert "secret-description" not in caplog.text

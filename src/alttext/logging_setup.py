@@ -61,7 +61,8 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # Libraries that log request lines or URLs at INFO, or (aiosqlite) every SQL statement with
     # its parameters at DEBUG (alt text, e-mail addresses), or (pyvips) the image bytes they
-    # are given: keep them quiet.
+    # are given, or (Pillow) every EXIF tag's value it reads at DEBUG, GPS position included:
+    # keep them quiet.
     for name in (
         "httpx",
         "httpcore",
@@ -71,5 +72,6 @@ def configure_logging(level: str = "INFO") -> None:
         "rapidocr",
         "aiosqlite",
         "pyvips",
+        "PIL",
     ):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -264,6 +264,61 @@ def marked_png(side: int = 224, *, compress_level: int = 6) -> Upload:
     return upload
 
 
+def marked_jpeg(side: int = 224) -> Upload:
+    """Random pixels as a JPEG (decoded by OpenCV on the way to the model), with a 32-byte
+    random marker raw in a comment segment and as hex in the EXIF description."""
+    marker = os.urandom(32)
+    exif = Image.Exif()
+    exif[0x010E] = marker.hex()  # ImageDescription
+    buf = io.BytesIO()
+    noise(side).save(buf, format="JPEG", quality=90, comment=marker, exif=exif.tobytes())
+    upload = Upload(f"jpeg{side}", buf.getvalue(), marker, mime="image/jpeg")
+    assert marker in upload.data
+    assert marker.hex().encode() in upload.data
+    return upload
+
+
+# -- files written below Python (C libraries) ----------------------------------------------------
+
+_IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
+
+
+@contextmanager
+def watching(folders: Iterable[Path]) -> Iterator[list[str]]:
+    """Every file created, written or moved into ``folders`` while the block runs, as
+    ``folder/name``, seen by the kernel (inotify): what C code writes and deletes again,
+    below the audit hook and gone before any listing, shows here too. Linux only."""
+    import ctypes
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1")
+    seen: list[str] = []
+    try:
+        paths: dict[int, Path] = {}
+        for folder in folders:
+            mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
+            wd = libc.inotify_add_watch(fd, os.fsencode(folder), mask)
+            if wd < 0:
+                raise OSError(ctypes.get_errno(), f"inotify_add_watch {folder}")
+            paths[wd] = folder
+        yield seen
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            data = b""
+        at = 0
+        while at + 16 <= len(data):
+            wd, _mask, _cookie, size = struct.unpack_from("iIII", data, at)
+            name = data[at + 16 : at + 16 + size].rstrip(b"\0").decode(errors="replace")
+            seen.append(f"{paths.get(wd, '?')}/{name}")
+            at += 16 + size
+    finally:
+        os.close(fd)
+
+
 # -- the database ------------------------------------------------------------------------------
 
 

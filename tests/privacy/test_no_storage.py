@@ -191,30 +191,31 @@ async def harness(
 
 
 async def succeed(h: Harness, way: str) -> None:
-    upload = nostorage.marked_png()
-    response = await h.send(
-        way,
-        upload,
-        options={"context": "A test card for the no-storage suite"},
-        # The key and a marker in the query string: neither may reach the access log.
-        query=f"?api_key={h.account.key}&utm={QUERY_MARKER}",
-        headers={"Idempotency-Key": f"ok-{way}"},
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    if way == "batch":
-        assert body["succeeded"] == len(BATCH_FORMS), body
-        assert all(item["result"]["alt_text"] == DEFAULT_ALT_TEXT for item in body["data"])
-    else:
-        assert body["alt_text"] == DEFAULT_ALT_TEXT
-        assert body["image"]["width"] == 224
-    h.charged += _items_per(way)
-    # The model saw the image, re-encoded without the marker-bearing chunks.
-    sent = h.fake.images[-_items_per(way) :]
-    assert len(sent) == _items_per(way)
-    assert all(
-        upload.marker not in i.data and upload.marker.hex().encode() not in i.data for i in sent
-    )
+    # A PNG (Pillow's header, libvips' decode) and a JPEG (OpenCV's decode).
+    for upload in (nostorage.marked_png(), nostorage.marked_jpeg()):
+        response = await h.send(
+            way,
+            upload,
+            options={"context": "A test card for the no-storage suite"},
+            # The key and a marker in the query string: neither may reach the access log.
+            query=f"?api_key={h.account.key}&utm={QUERY_MARKER}",
+            headers={"Idempotency-Key": f"ok-{way}-{upload.name}"},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if way == "batch":
+            assert body["succeeded"] == len(BATCH_FORMS), body
+            assert all(item["result"]["alt_text"] == DEFAULT_ALT_TEXT for item in body["data"])
+        else:
+            assert body["alt_text"] == DEFAULT_ALT_TEXT
+            assert body["image"]["width"] == 224
+        h.charged += _items_per(way)
+        # The model saw the image, re-encoded without the marker-bearing chunks or segments.
+        sent = h.fake.images[-_items_per(way) :]
+        assert len(sent) == _items_per(way)
+        assert all(
+            upload.marker not in i.data and upload.marker.hex().encode() not in i.data for i in sent
+        )
 
 
 async def model_fails(h: Harness, way: str) -> None:
@@ -362,9 +363,10 @@ async def assert_money_and_records(h: Harness, way: str) -> None:
         records = list(await session.scalars(select(IdempotencyRecord)))
     # The only response cache holds responses (alt text, problem documents), never the image:
     # one per key, and for a batch one per charged item (kept in the item's charge).
-    assert {r.key for r in records if not r.key.startswith("part ")} == {f"ok-{way}", f"bad-{way}"}
+    keys = {f"ok-{way}-png224", f"ok-{way}-jpeg224", f"bad-{way}"}
+    assert {r.key for r in records if not r.key.startswith("part ")} == keys
     parts = [r for r in records if r.key.startswith("part ")]
-    assert len(parts) == (_items_per(way) if way == "batch" else 0)
+    assert len(parts) == (2 * _items_per(way) if way == "batch" else 0)  # two successful batches
     assert any(DEFAULT_ALT_TEXT in (r.response_body or "") for r in records)
     nostorage.assert_absent(
         {f"idempotency {r.key}": (r.response_body or "").encode() for r in records}, *h.uploads
