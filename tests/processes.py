@@ -9,6 +9,8 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -20,13 +22,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def service_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "alttext", "serve", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def service_process(
+    env: dict[str, str], port: int, *, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``alttext serve`` on ``port``; its log goes to ``log`` when given (read on failure)."""
+    with _log_file(log) as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "alttext", "serve", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -43,3 +49,19 @@ def service_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+@contextmanager
+def _log_file(log: Path | None) -> Iterator[int | IO[bytes]]:
+    if log is None:
+        yield subprocess.DEVNULL
+        return
+    with log.open("ab") as handle:
+        yield handle  # the child holds its own descriptor once started
+
+
+def logged(*logs: Path) -> str:
+    """What the processes logged (the end of each log), for an assertion's message."""
+    return "\n".join(
+        f"--- {log.name}\n{log.read_text(errors='replace')[-6000:]}" for log in logs if log.exists()
+    )

@@ -1,20 +1,29 @@
-"""The transaction helper: reads never queue behind a writer on SQLite, and after-commit work
-runs only after a successful commit."""
+"""The transaction helpers: reads never queue behind a writer on SQLite, after-commit work runs
+only after a successful commit, and a transaction PostgreSQL aborts to break a deadlock runs
+again."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext import db
 from alttext.accounts.models import Account
 from alttext.accounts.service import create_account
-from alttext.db import after_commit, create_engine, session_factory, transaction
+from alttext.db import (
+    after_commit,
+    create_engine,
+    in_transaction,
+    session_factory,
+    transaction,
+)
 
 
 async def test_a_read_does_not_wait_behind_a_long_write(database_url: str) -> None:
@@ -225,3 +234,123 @@ async def test_postgresql_writers_do_not_take_turns(database_url: str) -> None:
     go_on.set()
     await holder
     await engine.dispose()
+
+
+class _Aborted(Exception):
+    """What the PostgreSQL driver raises, as far as the retry cares: a SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+def _aborted(sqlstate: str) -> DBAPIError:
+    return DBAPIError("UPDATE …", {}, _Aborted(sqlstate))
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+async def test_a_transaction_aborted_to_break_a_deadlock_runs_again_and_commits_once(
+    database_url: str, sqlstate: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "_RETRY_BASE_S", 0.001)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    runs: list[int] = []
+
+    async def work(session: AsyncSession) -> str:
+        runs.append(len(runs))
+        account = await create_account(session, f"run{len(runs)}@example.com")
+        if len(runs) == 1:
+            raise _aborted(sqlstate)
+        return account.email
+
+    email = await in_transaction(sessions, work)
+    async with sessions() as session:
+        emails = set((await session.execute(select(Account.email))).scalars())
+    await engine.dispose()
+    assert runs == [0, 1]
+    # The aborted run's writes were rolled back; the second run's were committed.
+    assert email == "run2@example.com"
+    assert emails == {"run2@example.com"}
+
+
+async def test_any_other_database_error_is_not_run_again(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    runs = 0
+
+    async def work(session: AsyncSession) -> None:
+        nonlocal runs
+        runs += 1
+        await create_account(session, "once@example.com")
+        raise _aborted("23505")  # unique_violation: the content is wrong, not the timing
+
+    with pytest.raises(DBAPIError):
+        await in_transaction(sessions, work)
+    async with sessions() as session:
+        count = await session.scalar(text("SELECT count(*) FROM accounts"))
+    await engine.dispose()
+    assert runs == 1
+    assert count == 0
+
+
+async def test_a_transaction_aborted_every_time_gives_up_after_the_retries(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "_RETRY_BASE_S", 0.001)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    runs = 0
+
+    async def work(session: AsyncSession) -> None:
+        nonlocal runs
+        runs += 1
+        raise _aborted("40P01")
+
+    with pytest.raises(DBAPIError) as raised:
+        await in_transaction(sessions, work)
+    await engine.dispose()
+    assert runs == db.RETRIES
+    assert db.is_write_conflict(raised.value)
+
+
+async def test_a_real_deadlock_on_postgresql_ends_with_both_transactions_committed(
+    database_url: str,
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite writers take turns: they cannot deadlock")
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    async with transaction(sessions) as session:
+        ids = [(await create_account(session, f"{n}@example.com")).id for n in ("a", "b")]
+    both_hold_one = asyncio.Barrier(2)
+    runs: list[str] = []
+
+    def locking(first: str, second: str) -> Any:
+        async def work(session: AsyncSession) -> None:
+            runs.append(first)
+            lock = "SELECT id FROM accounts WHERE id = :id FOR UPDATE"
+            await session.execute(text(lock), {"id": first})
+            if runs.count(first) == 1:  # the first run of each meets the other: a deadlock
+                await both_hold_one.wait()
+            await session.execute(text(lock), {"id": second})
+            await session.execute(
+                text("UPDATE accounts SET name = :name WHERE id = :id"),
+                {"name": f"after {first}", "id": second},
+            )
+
+        return work
+
+    await asyncio.wait_for(
+        asyncio.gather(
+            in_transaction(sessions, locking(ids[0], ids[1])),
+            in_transaction(sessions, locking(ids[1], ids[0])),
+        ),
+        timeout=30,
+    )
+    async with sessions() as session:
+        names = set((await session.execute(select(Account.name))).scalars())
+    await engine.dispose()
+    # PostgreSQL aborted one to break the cycle; it ran again once the other had committed.
+    assert sorted(runs) in ([ids[0], ids[0], ids[1]], [ids[0], ids[1], ids[1]])
+    assert names == {f"after {ids[0]}", f"after {ids[1]}"}

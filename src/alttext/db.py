@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import random
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import Connection, DateTime, Dialect, Engine, Insert, MetaData, event, insert, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,6 +33,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+T = TypeVar("T")
+_log = logging.getLogger("alttext.db")
 
 
 class Base(DeclarativeBase):
@@ -309,6 +315,49 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         result = callback()
         if inspect.isawaitable(result):
             await result
+
+
+# PostgreSQL's verdicts that abort a transaction only to break a deadlock or a serialization
+# conflict between concurrent writers: the same work, run again, is correct (its docs, 13.4).
+RETRIED_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+RETRIES = 4
+_RETRY_BASE_S = 0.02
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """Whether the database aborted the transaction for another's sake, not for its content."""
+    return isinstance(exc, DBAPIError) and (
+        getattr(exc.orig, "sqlstate", None) in RETRIED_SQLSTATES
+    )
+
+
+async def in_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+) -> T:
+    """``work`` in a :func:`transaction`, run again from the start (with a short, jittered
+    wait) when PostgreSQL aborts it to break a deadlock, up to ``RETRIES`` times in all.
+
+    For transactions that take row locks in an order another writer may not share (a job's
+    settlement against a claim, say): a deadlock costs a retry instead of a failed request.
+    ``work`` must have no effect outside the session before it returns; what it registers
+    with :func:`after_commit` runs once, after the commit that held."""
+    attempt = 1
+    while True:
+        try:
+            async with transaction(sessions) as session:
+                return await work(session)
+        except DBAPIError as exc:
+            if attempt >= RETRIES or not is_write_conflict(exc):
+                raise
+            _log.warning(
+                "transaction aborted by the database (%s); running it again",
+                getattr(exc.orig, "sqlstate", None),
+                extra={"attempt": attempt},
+            )
+        # Jittered, so the two sides of a deadlock do not meet again at once.
+        await asyncio.sleep(_RETRY_BASE_S * attempt * (0.5 + random.random()))
+        attempt += 1
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:

@@ -144,7 +144,7 @@ async def test_expired_reservations_are_released_once(service: Any, database_url
     assert entries == [("grant", 3), ("usage", -1), ("release", 1)]
 
 
-async def test_database_failing_at_settle_is_a_503_and_the_credit_comes_back(
+async def test_database_failing_at_settle_is_a_503_and_the_credit_comes_back_at_once(
     service: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datetime import timedelta
@@ -168,7 +168,42 @@ async def test_database_failing_at_settle_is_a_503_and_the_credit_comes_back(
     assert response.json()["code"] == "service_unavailable"
     assert response.headers["retry-after"]
     monkeypatch.undo()
-    # The settle transaction rolled back whole: no usage event, the reservation still held.
+    # The settle transaction rolled back whole, and the failure gave the credit back in its
+    # own transaction: metered as a failed request, nothing left for the expiry sweep.
+    total, entries = await ledger(database_url, acct.id)
+    assert total == 4
+    assert entries == [("grant", 4), ("usage", -1), ("release", 1)]
+    usage = (await service.client.get("/v1/usage", headers=acct.headers)).json()["totals"]
+    assert (usage["requests"], usage["failed"], usage["credits"]) == (1, 1, 0)
+    sessions = service.app.state.services.sessions
+    assert await release_expired(sessions, now=utcnow() + timedelta(hours=1)) == 0
+
+
+async def test_database_gone_at_settle_and_at_release_leaves_the_credit_to_the_sweep(
+    service: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy.exc import OperationalError
+
+    from alttext.billing import credits
+    from alttext.billing.credits import release_expired
+    from alttext.db import utcnow
+
+    acct = await service.create_account("midway@example.com", credits=4)
+
+    async def database_gone(*_args: Any, **_kwargs: Any) -> bool:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(credits, "settle", database_gone)
+    monkeypatch.setattr(credits, "release", database_gone)
+    response = await service.client.post(
+        "/v1/alt-text", headers=acct.headers, files={"image": ("a.jpg", photo_jpeg())}
+    )
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable"
+    monkeypatch.undo()
+    # Both transactions rolled back whole: no usage event, the reservation still held.
     total, entries = await ledger(database_url, acct.id)
     assert entries == [("grant", 4), ("usage", -1)]
     usage = await service.client.get("/v1/usage", headers=acct.headers)

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ from tests.fakes.fixtures import running_image_host
 from tests.fakes.image_host import FakeImageHost
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.jobs.helpers import png
-from tests.processes import free_port, service_process
+from tests.processes import free_port, logged, service_process
 
 ITEMS = 2000
 CREDITS = 5000
@@ -91,13 +92,14 @@ def _api_key(env: dict[str, str]) -> str:
 
 
 @contextmanager
-def _worker(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "alttext", "worker"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "alttext", "worker"],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         yield proc
     finally:
@@ -211,8 +213,10 @@ async def _money(database_url: str, job_id: str) -> dict[str, Any]:
     }
 
 
-def _assert_charged_once(money: dict[str, Any], job: dict[str, Any], balance: int) -> None:
-    assert money["succeeded"] == ITEMS, money["problems"]
+def _assert_charged_once(
+    money: dict[str, Any], job: dict[str, Any], balance: int, logs: str
+) -> None:
+    assert money["succeeded"] == ITEMS, f"{money['problems']}\n{logs}"
     assert money["charged"] == ITEMS
     assert job["credits_spent"] == ITEMS
     # One settled reservation per item; every other attempt's reservation was given back.
@@ -252,9 +256,10 @@ async def test_two_workers_on_redis_one_killed_mid_job(
     key = _api_key(env)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with running_image_host() as host, service_process(env, port):
+    logs = [tmp_path / "serve.log", tmp_path / "first.log", tmp_path / "second.log"]
+    with running_image_host() as host, service_process(env, port, log=logs[0]):
         items = _serve_images(host)
-        with _worker(env) as first, _worker(env) as second:
+        with _worker(env, logs[1]) as first, _worker(env, logs[2]) as second:
             job_id = _create(base, key, items)
             _wait(base, key, job_id, lambda j: j["counts"]["succeeded"] >= ITEMS // 4)
             first.send_signal(signal.SIGKILL)
@@ -262,7 +267,7 @@ async def test_two_workers_on_redis_one_killed_mid_job(
             job = _wait(base, key, job_id, lambda j: j["status"] == "completed")
             assert second.poll() is None
             money = await _settled(database_url, job_id, base, key)
-            _assert_charged_once(money, job, _balance(base, key))
+            _assert_charged_once(money, job, _balance(base, key), logged(*logs))
             # The killed worker's leased items were taken up again by the other: more attempts
             # than items (every item succeeded once, so each extra attempt is a takeover).
             assert money["attempts"] > ITEMS, money
@@ -282,7 +287,8 @@ async def test_embedded_broker_survives_the_api_process_killed_mid_job(
     base = f"http://127.0.0.1:{port}"
     with running_image_host() as host:
         items = _serve_images(host)
-        with service_process(env, port) as api:
+        logs = [tmp_path / "serve.log", tmp_path / "restarted.log"]
+        with service_process(env, port, log=logs[0]) as api:
             job_id = _create(base, key, items)
             seen = _wait(base, key, job_id, lambda j: j["counts"]["succeeded"] >= ITEMS // 4)
             api.send_signal(signal.SIGKILL)
@@ -292,8 +298,8 @@ async def test_embedded_broker_survives_the_api_process_killed_mid_job(
         # not even started when the process died, so the restarted one finished the job.
         before = len(host.requests)
         assert before < ITEMS, "the job was already done before the kill"
-        with service_process(env, port):
+        with service_process(env, port, log=logs[1]):
             job = _wait(base, key, job_id, lambda j: j["status"] == "completed")
             assert len(host.requests) >= ITEMS > before
             money = await _settled(database_url, job_id, base, key)
-            _assert_charged_once(money, job, _balance(base, key))
+            _assert_charged_once(money, job, _balance(base, key), logged(*logs))

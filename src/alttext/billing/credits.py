@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alttext.accounts.models import Account
 from alttext.billing.ledger import add_new_entry, book
 from alttext.billing.models import CreditReservation
-from alttext.db import deferred, transaction, utcnow
+from alttext.db import after_commit, deferred, transaction, utcnow
 from alttext.errors import InsufficientCredits
 
 CREDITS_PER_IMAGE = 1
@@ -100,12 +100,12 @@ async def settle(session: AsyncSession, *, request_id: str) -> bool:
     settled = (await conn.execute(_SETTLE, {"b_id": request_id})).scalar_one_or_none()
     if settled is None:
         return False
-    # Counted before the caller commits: should that commit fail, one settlement too many is
-    # counted; rare, and simpler than a hook after every caller's commit. Imported here, as
-    # only settling counts: a command-line grant need not load the Prometheus client.
+    # Counted once the caller's transaction commits, so a settlement rolled back (or run again
+    # after a deadlock: db.in_transaction) is not counted. Imported here, as only settling
+    # counts: a command-line grant need not load the Prometheus client.
     from alttext import metrics
 
-    metrics.record_credits_spent(settled)
+    after_commit(session, lambda: metrics.record_credits_spent(settled))
     return True
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alttext.accounts.service import Principal
 from alttext.billing import credits
-from alttext.db import transaction
+from alttext.db import in_transaction, transaction
 from alttext.describe.errors import AppError
 from alttext.describe.fetch import fetch_image
 from alttext.describe.image import PreparedImage
@@ -355,13 +355,15 @@ async def _run_model(
         else contextlib.nullcontext()
     )
     async with slot:
-        async with transaction(services.sessions) as session:
-            remaining = await credits.reserve(
+        remaining = await in_transaction(
+            services.sessions,
+            lambda session: credits.reserve(
                 session,
                 account_id=principal.account_id,
                 request_id=request_id,
                 ttl_s=services.settings.reservation_ttl_s,
-            )
+            ),
+        )
         try:
             engine = services.runtime.engine
             description = await _metered(
@@ -438,22 +440,30 @@ async def generate(
             )
         total_ms = int((time.perf_counter() - started) * 1000)
         history = (description.alt_text, req.image_url) if principal.history_opt_in else None
-        async with transaction(services.sessions) as session:
+
+        async def keep_and_settle(session: AsyncSession) -> int | None:
+            """The balance to report, or None when a job's item was no longer this attempt's."""
             if keep is not None and not await keep(session, description, credits.CREDITS_PER_IMAGE):
                 await credits.release(session, request_id=request_id, note="superseded")
-                superseded = True
-            else:
-                superseded = False
-                remaining = await settle(
-                    session,
-                    request_id,
-                    principal,
-                    description,
-                    total_ms,
-                    history,
-                    balance_after_reserve=reserved_remaining,
-                )
-        if superseded:
+                return None
+            return await settle(
+                session,
+                request_id,
+                principal,
+                description,
+                total_ms,
+                history,
+                balance_after_reserve=reserved_remaining,
+            )
+
+        try:
+            remaining = await in_transaction(services.sessions, keep_and_settle)
+        except BaseException:
+            # Nothing was kept (the database refused it, or the caller left): the attempt is
+            # free now, not when its reservation expires minutes later.
+            await asyncio.shield(failed("aborted"))
+            raise
+        if remaining is None:
             raise Superseded(request_id)
         await flight.store(description)  # committed and charged: now the answer is shared
     return to_response(

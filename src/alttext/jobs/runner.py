@@ -38,7 +38,8 @@ from alttext.accounts.models import Account
 from alttext.accounts.service import Principal
 from alttext.billing import credits, ledger
 from alttext.billing.models import CreditReservation
-from alttext.db import transaction, utcnow
+from alttext.config import Settings
+from alttext.db import in_transaction, transaction, utcnow
 from alttext.describe.errors import AppError, UpstreamUnavailable
 from alttext.describe.types import Description
 from alttext.errors import (
@@ -71,66 +72,76 @@ class Claim:
     options: dict[str, Any]
 
 
-async def _lock_account(session: AsyncSession, account_id: str) -> Account | None:
-    return (
-        await session.execute(select(Account).where(Account.id == account_id).with_for_update())
-    ).scalar_one_or_none()
+async def _lock_account(session: AsyncSession, account_id: str) -> bool:
+    """Claims of one account take turns on its row. FOR NO KEY UPDATE, not FOR UPDATE: the
+    ledger inserts of items settling meanwhile hold the row's KEY SHARE (their foreign key),
+    which FOR UPDATE would wait for, and on PostgreSQL that wait closed deadlock cycles with
+    the settlements; an erasure's FOR UPDATE still waits for a claim, and a claim for it."""
+    found = await session.scalar(
+        select(Account.id).where(Account.id == account_id).with_for_update(key_share=True)
+    )
+    return found is not None
 
 
 async def claim_next(services: Services, account_id: str) -> Claim | None:
     """Lease the account's next pending item of an open job, or None when there is none or the
-    account is at its cap (oldest job first, items in order)."""
-    settings = services.settings
+    account is at its cap (oldest job first, items in order). Run again should PostgreSQL
+    abort it to break a deadlock."""
+    return await in_transaction(
+        services.sessions, lambda session: _claim(services.settings, session, account_id)
+    )
+
+
+async def _claim(settings: Settings, session: AsyncSession, account_id: str) -> Claim | None:
     now = utcnow()
-    async with transaction(services.sessions) as session:
-        if await _lock_account(session, account_id) is None:
-            return None
-        running = await session.scalar(
-            select(func.count())
-            .select_from(JobItem)
+    if not await _lock_account(session, account_id):
+        return None
+    running = await session.scalar(
+        select(func.count())
+        .select_from(JobItem)
+        .where(
+            JobItem.account_id == account_id,
+            JobItem.status == "running",
+            JobItem.lease_until > now,
+        )
+    )
+    if int(running or 0) >= settings.job_concurrency_per_account:
+        return None
+    row = (
+        await session.execute(
+            select(JobItem.id, JobItem.job_id, JobItem.image_url, JobItem.options, Job)
+            .join(Job, Job.id == JobItem.job_id)
             .where(
                 JobItem.account_id == account_id,
-                JobItem.status == "running",
-                JobItem.lease_until > now,
+                JobItem.status == "pending",
+                Job.status.in_(("queued", "running")),
             )
+            .order_by(JobItem.job_id, JobItem.seq)
+            .limit(1)
         )
-        if int(running or 0) >= settings.job_concurrency_per_account:
-            return None
-        row = (
-            await session.execute(
-                select(JobItem.id, JobItem.job_id, JobItem.image_url, JobItem.options, Job)
-                .join(Job, Job.id == JobItem.job_id)
-                .where(
-                    JobItem.account_id == account_id,
-                    JobItem.status == "pending",
-                    Job.status.in_(("queued", "running")),
-                )
-                .order_by(JobItem.job_id, JobItem.seq)
-                .limit(1)
-            )
-        ).one_or_none()
-        if row is None:
-            return None
-        item_id, job_id, image_url, options, job = row
-        request_id = new_id("req")
+    ).one_or_none()
+    if row is None:
+        return None
+    item_id, job_id, image_url, options, job = row
+    request_id = new_id("req")
+    await session.execute(
+        update(JobItem)
+        .where(JobItem.id == item_id)
+        .values(
+            status="running",
+            attempts=JobItem.attempts + 1,
+            lease_until=now + timedelta(seconds=settings.job_lease_s),
+            request_id=request_id,
+        )
+    )
+    if job.status == "queued":
         await session.execute(
-            update(JobItem)
-            .where(JobItem.id == item_id)
-            .values(
-                status="running",
-                attempts=JobItem.attempts + 1,
-                lease_until=now + timedelta(seconds=settings.job_lease_s),
-                request_id=request_id,
-            )
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued")
+            .values(status="running", started_at=now)
         )
-        if job.status == "queued":
-            await session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == "queued")
-                .values(status="running", started_at=now)
-            )
-        merged = {**json.loads(job.defaults), **json.loads(options)}
-        return Claim(item_id, job_id, account_id, job.key_id, request_id, image_url, merged)
+    merged = {**json.loads(job.defaults), **json.loads(options)}
+    return Claim(item_id, job_id, account_id, job.key_id, request_id, image_url, merged)
 
 
 async def _principal(services: Services, claim: Claim) -> Principal | None:
@@ -183,8 +194,8 @@ def keeper(claim: Claim) -> Any:
         if charged:
             # Locks in the order every settling transaction takes them: item, job, reservation,
             # then the account's row (the ledger entries' foreign key). Taking the account's
-            # before the job's deadlocks PostgreSQL against a claim's FOR UPDATE of the account
-            # and another item's settlement holding the job.
+            # before the job's can deadlock PostgreSQL against another item's settlement holding
+            # the job and releasing a credit (which updates the account's balance).
             await session.execute(
                 select(Job.id).where(Job.id == claim.job_id).with_for_update(key_share=True)
             )
