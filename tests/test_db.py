@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alttext import db
 from alttext.accounts.models import Account
@@ -236,6 +237,18 @@ async def test_postgresql_writers_do_not_take_turns(database_url: str) -> None:
     await engine.dispose()
 
 
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "_RETRY_BASE_S", 0.001)
+
+
 class _Aborted(Exception):
     """What the PostgreSQL driver raises, as far as the retry cares: a SQLSTATE."""
 
@@ -249,12 +262,10 @@ def _aborted(sqlstate: str) -> DBAPIError:
 
 
 @pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+@pytest.mark.usefixtures("quick_retries")
 async def test_a_transaction_aborted_to_break_a_deadlock_runs_again_and_commits_once(
-    database_url: str, sqlstate: str, monkeypatch: pytest.MonkeyPatch
+    sessions: async_sessionmaker[AsyncSession], sqlstate: str
 ) -> None:
-    monkeypatch.setattr(db, "_RETRY_BASE_S", 0.001)
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
     runs: list[int] = []
 
     async def work(session: AsyncSession) -> str:
@@ -267,60 +278,45 @@ async def test_a_transaction_aborted_to_break_a_deadlock_runs_again_and_commits_
     email = await in_transaction(sessions, work)
     async with sessions() as session:
         emails = set((await session.execute(select(Account.email))).scalars())
-    await engine.dispose()
     assert runs == [0, 1]
     # The aborted run's writes were rolled back; the second run's were committed.
     assert email == "run2@example.com"
     assert emails == {"run2@example.com"}
 
 
-async def test_any_other_database_error_is_not_run_again(database_url: str) -> None:
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    runs = 0
-
-    async def work(session: AsyncSession) -> None:
-        nonlocal runs
-        runs += 1
-        await create_account(session, "once@example.com")
-        raise _aborted("23505")  # unique_violation: the content is wrong, not the timing
-
-    with pytest.raises(DBAPIError):
-        await in_transaction(sessions, work)
-    async with sessions() as session:
-        count = await session.scalar(text("SELECT count(*) FROM accounts"))
-    await engine.dispose()
-    assert runs == 1
-    assert count == 0
-
-
-async def test_a_transaction_aborted_every_time_gives_up_after_the_retries(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("sqlstate", "runs_expected"),
+    [
+        ("23505", 1),  # unique_violation: the content is wrong, not the timing; not run again
+        ("40P01", db.RETRIES),  # aborted every time: given up after the retries
+    ],
+)
+@pytest.mark.usefixtures("quick_retries")
+async def test_a_transaction_that_keeps_failing_raises_with_nothing_written(
+    sessions: async_sessionmaker[AsyncSession], sqlstate: str, runs_expected: int
 ) -> None:
-    monkeypatch.setattr(db, "_RETRY_BASE_S", 0.001)
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
     runs = 0
 
     async def work(session: AsyncSession) -> None:
         nonlocal runs
         runs += 1
-        raise _aborted("40P01")
+        await create_account(session, f"run{runs}@example.com")
+        raise _aborted(sqlstate)
 
     with pytest.raises(DBAPIError) as raised:
         await in_transaction(sessions, work)
-    await engine.dispose()
-    assert runs == db.RETRIES
-    assert db.is_write_conflict(raised.value)
+    async with sessions() as session:
+        count = await session.scalar(text("SELECT count(*) FROM accounts"))
+    assert runs == runs_expected
+    assert count == 0
+    assert db.is_write_conflict(raised.value) is (sqlstate == "40P01")
 
 
 async def test_a_real_deadlock_on_postgresql_ends_with_both_transactions_committed(
-    database_url: str,
+    database_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite writers take turns: they cannot deadlock")
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
     async with transaction(sessions) as session:
         ids = [(await create_account(session, f"{n}@example.com")).id for n in ("a", "b")]
     both_hold_one = asyncio.Barrier(2)
@@ -350,7 +346,6 @@ async def test_a_real_deadlock_on_postgresql_ends_with_both_transactions_committ
     )
     async with sessions() as session:
         names = set((await session.execute(select(Account.name))).scalars())
-    await engine.dispose()
     # PostgreSQL aborted one to break the cycle; it ran again once the other had committed.
     assert sorted(runs) in ([ids[0], ids[0], ids[1]], [ids[0], ids[1], ids[1]])
     assert names == {f"after {ids[0]}", f"after {ids[1]}"}

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+from alttext.billing import credits
+from alttext.billing.credits import release_expired, reserve
 from alttext.billing.models import CreditEntry, CreditReservation
-from alttext.db import create_engine, session_factory
+from alttext.db import create_engine, session_factory, transaction, utcnow
 from tests.conftest import openrouter_settings
 from tests.fakes.openrouter import Slow, Status
 
@@ -121,11 +125,6 @@ async def test_no_credit_means_402_before_any_model_call(
 
 
 async def test_expired_reservations_are_released_once(service: Any, database_url: str) -> None:
-    from datetime import timedelta
-
-    from alttext.billing.credits import release_expired, reserve
-    from alttext.db import transaction, utcnow
-
     acct = await service.create_account("expire@example.com", credits=3)
     sessions = service.app.state.services.sessions
     async with transaction(sessions) as session:
@@ -144,23 +143,15 @@ async def test_expired_reservations_are_released_once(service: Any, database_url
     assert entries == [("grant", 3), ("usage", -1), ("release", 1)]
 
 
+async def _database_gone(*_args: Any, **_kwargs: Any) -> bool:
+    raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+
 async def test_database_failing_at_settle_is_a_503_and_the_credit_comes_back_at_once(
     service: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datetime import timedelta
-
-    from sqlalchemy.exc import OperationalError
-
-    from alttext.billing import credits
-    from alttext.billing.credits import release_expired
-    from alttext.db import utcnow
-
     acct = await service.create_account("midway@example.com", credits=4)
-
-    async def database_gone(*_args: Any, **_kwargs: Any) -> bool:
-        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
-
-    monkeypatch.setattr(credits, "settle", database_gone)
+    monkeypatch.setattr(credits, "settle", _database_gone)
     response = await service.client.post(
         "/v1/alt-text", headers=acct.headers, files={"image": ("a.jpg", photo_jpeg())}
     )
@@ -182,21 +173,9 @@ async def test_database_failing_at_settle_is_a_503_and_the_credit_comes_back_at_
 async def test_database_gone_at_settle_and_at_release_leaves_the_credit_to_the_sweep(
     service: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datetime import timedelta
-
-    from sqlalchemy.exc import OperationalError
-
-    from alttext.billing import credits
-    from alttext.billing.credits import release_expired
-    from alttext.db import utcnow
-
     acct = await service.create_account("midway@example.com", credits=4)
-
-    async def database_gone(*_args: Any, **_kwargs: Any) -> bool:
-        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
-
-    monkeypatch.setattr(credits, "settle", database_gone)
-    monkeypatch.setattr(credits, "release", database_gone)
+    monkeypatch.setattr(credits, "settle", _database_gone)
+    monkeypatch.setattr(credits, "release", _database_gone)
     response = await service.client.post(
         "/v1/alt-text", headers=acct.headers, files={"image": ("a.jpg", photo_jpeg())}
     )
