@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -41,7 +39,7 @@ from alttext.db import create_engine, session_factory, transaction
 from tests.fakes.fixtures import running_image_host
 from tests.fakes.openrouter import FakeOpenRouter, Slow
 from tests.jobs.helpers import png
-from tests.processes import free_port
+from tests.processes import free_port, logged
 from tests.processes import service_process as plain_service_process
 
 FIGURES = Path(__file__).resolve().parents[2] / "var" / "chaos"
@@ -79,34 +77,12 @@ def service_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """tests.processes.service_process, keeping the service's stderr (JSON log lines) in
     ``var/chaos/logs/<log>.log`` when ``log`` is given: what a scenario's 5xx said."""
-    if log is None:
-        with plain_service_process(env, port) as proc:
-            yield proc
-        return
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with (LOGS / f"{log}.log").open("ab") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "alttext", "serve", "--port", str(port)],
-            env={**os.environ, **env},
-            stdout=sink,
-            stderr=sink,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, "the service exited during start-up"
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.2)
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=30)
+    path = None
+    if log is not None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        path = LOGS / f"{log}.log"
+    with plain_service_process(env, port, log=path) as proc:
+        yield proc
 
 
 def hold_marked(fake: FakeOpenRouter, fast_s: float = FAST_S) -> None:
@@ -559,7 +535,8 @@ async def _in_flight_then_sigterm(
     )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with service_process(env, port) as proc:
+    log = f"{name}_{backend(database_url)}"
+    with service_process(env, port, log=log) as proc:
         async with httpx.AsyncClient(base_url=base, timeout=90) as client:
             flying = [
                 asyncio.create_task(post_alt_text(client, key, seed)) for seed in range(requests)
@@ -571,7 +548,15 @@ async def _in_flight_then_sigterm(
             # The fake's count, not the held reservations: on a loaded machine the requests can
             # reach the model further apart than a short reservation TTL, and the sweep would
             # release the first before the last was held.
-            await wait_until(all_in_the_model_call, 30, "every request in the model call")
+            try:
+                await wait_until(all_in_the_model_call, 30, "every request in the model call")
+            except AssertionError as exc:
+                early = [task.result() for task in flying if task.done()]
+                reached = len(fake.chat_requests)
+                raise AssertionError(
+                    f"{exc}; {reached} reached the model, answered before it: {early}\n"
+                    + logged(LOGS / f"{log}.log")
+                ) from None
             proc.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
             # uvicorn checks for the signal every 0.1 s, then closes its listening socket.
